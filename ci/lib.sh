@@ -10,10 +10,13 @@ apt_install() {
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
     done
     ((${#missing[@]})) || return 0
-    local stamp=/var/lib/apt/periodic/portico-ci-update-stamp
-    if [[ -z $(find "$stamp" -mmin -60 2>/dev/null) ]]; then
+    # The stamp holds the architectures it was made for: adding a foreign one (cross builds
+    # add arm64) leaves the lists stale at once.
+    local stamp=/var/lib/apt/periodic/portico-ci-update-stamp archs
+    archs="$(dpkg --print-architecture) $(dpkg --print-foreign-architectures | tr '\n' ' ')"
+    if [[ -z $(find "$stamp" -mmin -60 2>/dev/null) || $(cat "$stamp") != "$archs" ]]; then
         apt-get update -o DPkg::Lock::Timeout=600 -qq
-        mkdir -p "${stamp%/*}" && touch "$stamp"
+        mkdir -p "${stamp%/*}" && printf '%s' "$archs" >"$stamp"
     fi
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
         -o DPkg::Lock::Timeout=600 "${missing[@]}" >/dev/null
@@ -34,3 +37,16 @@ now_s() { date +%s.%N; }
 
 # elapsed START: seconds since START (from now_s), one decimal.
 elapsed() { awk -v a="$1" -v b="$(now_s)" 'BEGIN { printf "%.1f", b - a }'; }
+
+log() { printf '==> %s\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+# free_port: prints a TCP port on 127.0.0.1 that nothing listens on right now.
+free_port() {
+    local port _
+    for _ in $(seq 50); do
+        port=$((20000 + RANDOM % 40000))
+        ss -Htln "sport = :$port" | grep -q . || { echo "$port"; return 0; }
+    done
+    die "no free TCP port found on 127.0.0.1"
+}
