@@ -1,1 +1,166 @@
-fn main() {}
+//! portico: a device's status page, JSON API and health check, served on the sockets
+//! systemd passes it (or on addresses it binds itself when started by hand).
+//!
+//! Start-up order matters: configuration, logging, sockets and the switch away from root
+//! all happen on the one thread the process starts with; only then does the async
+//! runtime start its workers.
+
+mod activation;
+mod config;
+mod logging;
+mod notify;
+mod privileges;
+mod routes;
+mod server;
+mod shutdown;
+mod status;
+
+use std::error::Error;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::task::JoinSet;
+
+use crate::activation::{Listener, Listeners};
+use crate::config::{Command, Config};
+use crate::routes::AppState;
+use crate::server::{Connections, Limits, Server};
+use crate::shutdown::{Reason, Shutdown};
+use crate::status::Activation;
+
+/// Exit status for a setup that a restart cannot fix (bad config, bad sockets, root):
+/// EX_CONFIG, which portico.service lists in RestartPreventExitStatus=.
+const EXIT_SETUP: u8 = 78;
+
+fn main() -> ExitCode {
+    let config = match config::load(std::env::args_os().skip(1)) {
+        Ok(Command::Serve(config)) => config,
+        Ok(Command::Help) => {
+            print!("{}", config::HELP);
+            return ExitCode::SUCCESS;
+        }
+        Ok(Command::Version) => {
+            println!("portico {}", config::VERSION);
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => return fatal(&e, EXIT_SETUP),
+    };
+    logging::init(config.log_level);
+
+    let listeners = match activation::listeners(&config) {
+        Ok(listeners) => listeners,
+        Err(e) => return fatal(&e, EXIT_SETUP),
+    };
+    if let Err(e) = privileges::drop_root(config.user.as_deref(), config.allow_root) {
+        return fatal(&e, EXIT_SETUP);
+    }
+    match run(config, listeners) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fatal(&*e, 1),
+    }
+}
+
+/// One line on stderr, with the journal's error priority when that is where it goes.
+fn fatal(error: &dyn Error, code: u8) -> ExitCode {
+    let prefix = if logging::stderr_is_journal() { "<3>" } else { "" };
+    eprintln!("{prefix}portico: error: {error}");
+    ExitCode::from(code)
+}
+
+fn run(config: Box<Config>, listeners: Listeners) -> Result<(), Box<dyn Error>> {
+    let workers = config
+        .workers
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let runtime = match workers {
+        1 => tokio::runtime::Builder::new_current_thread().enable_all().build()?,
+        n => tokio::runtime::Builder::new_multi_thread().worker_threads(n).enable_all().build()?,
+    };
+    runtime.block_on(serve(config, listeners))
+}
+
+async fn serve(config: Box<Config>, listeners: Listeners) -> Result<(), Box<dyn Error>> {
+    let shutdown = Shutdown::new();
+    let signals = shutdown::listen(shutdown.clone())?;
+    let connections = Connections::new(config.max_connections);
+    let activation = Activation {
+        mode: listeners.origin,
+        listeners: listeners.sockets.iter().map(|(_, info)| info.clone()).collect(),
+    };
+    let summary = activation_summary(&activation);
+    let state = Arc::new(AppState {
+        activation,
+        started: Instant::now(),
+        connections: connections.clone(),
+        shutdown: shutdown.clone(),
+    });
+    let app = routes::router(state, config.max_body_bytes);
+    let server = Server::new(app, connections.clone(), shutdown.clone(), &Limits::from(&*config));
+
+    let mut accept_loops = JoinSet::new();
+    for (listener, _) in listeners.sockets {
+        match listener {
+            Listener::Tcp(l) => accept_loops.spawn(server.clone().accept_loop(tokio::net::TcpListener::from_std(l)?)),
+            Listener::Unix(l) => accept_loops.spawn(server.clone().accept_loop(tokio::net::UnixListener::from_std(l)?)),
+        };
+    }
+    tracing::info!("portico {} serving {summary}", config::VERSION);
+    notify::ready(&format!("Serving {summary}"));
+    tokio::spawn(notify::watchdog());
+    tokio::spawn(report_status(connections.clone()));
+    if let Some(after) = config.exit_idle_after {
+        let (connections, shutdown) = (connections.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            connections.idle_for(after).await;
+            shutdown.begin(Reason::Idle);
+        });
+    }
+
+    let second_signal = tokio::spawn(signals);
+    match shutdown.started().await {
+        Reason::Signal(signal) => tracing::info!("{signal}: draining connections for up to {:?}", config.drain_timeout),
+        Reason::Idle => tracing::info!(
+            "no connection for {:?}: exiting until the next one starts portico again",
+            config.exit_idle_after.unwrap_or_default()
+        ),
+    }
+    notify::stopping("Draining connections");
+    // The accept loops end first, so no new connection is taken from here on; the
+    // listening sockets stay open in systemd for the next instance.
+    while accept_loops.join_next().await.is_some() {}
+    tokio::select! {
+        _ = connections.all_closed() => tracing::info!("all connections closed; exiting"),
+        _ = tokio::time::sleep(config.drain_timeout) => tracing::warn!(
+            "drain timeout: closing {} connections still open",
+            connections.stats().open_connections
+        ),
+        _ = second_signal => {}
+    }
+    Ok(())
+}
+
+fn activation_summary(activation: &Activation) -> String {
+    let addresses: Vec<&str> = activation.listeners.iter().map(|s| s.address.as_str()).collect();
+    let origin = match activation.mode {
+        activation::Origin::Systemd => "from systemd",
+        activation::Origin::SelfBound => "bound by portico",
+    };
+    format!("{} ({origin})", addresses.join(", "))
+}
+
+/// Keeps `systemctl status` showing live figures.
+async fn report_status(connections: Arc<Connections>) {
+    let mut last = None;
+    let mut tick = tokio::time::interval(notify::STATUS_INTERVAL);
+    loop {
+        tick.tick().await;
+        let stats = connections.stats();
+        if last != Some(stats) {
+            notify::status(&format!(
+                "{} connections open, {} requests served",
+                stats.open_connections, stats.requests_served
+            ));
+            last = Some(stats);
+        }
+    }
+}

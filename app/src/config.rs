@@ -1,0 +1,494 @@
+//! Configuration: built-in defaults, then the TOML file, then `PORTICO_*` environment
+//! variables, then command-line flags; each later source overrides the earlier ones.
+//!
+//! Every key has one name. The flag is the name with dashes (`--drain-timeout`), the
+//! environment variable is the name upper-cased behind `PORTICO_` (`PORTICO_DRAIN_TIMEOUT`).
+
+use std::ffi::OsString;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tracing::level_filters::LevelFilter;
+
+/// Where the config file is read from unless `--config` or `PORTICO_CONFIG` says otherwise.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/portico/portico.toml";
+
+/// The version portico reports: the packager's `PORTICO_VERSION` at build time, if set.
+pub const VERSION: &str = match option_env!("PORTICO_VERSION") {
+    Some(version) => version,
+    None => env!("CARGO_PKG_VERSION"),
+};
+
+/// Every key, as it is spelled in the config file.
+const KEYS: &[&str] = &[
+    "listen",
+    "require_activation",
+    "user",
+    "allow_root",
+    "workers",
+    "drain_timeout",
+    "exit_idle_after",
+    "header_read_timeout",
+    "keep_alive_timeout",
+    "max_connections",
+    "max_header_bytes",
+    "max_body_bytes",
+    "log_level",
+];
+
+/// An address portico binds itself when systemd passes no socket.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ListenAddr {
+    Tcp(SocketAddr),
+    Unix(PathBuf),
+}
+
+impl fmt::Display for ListenAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ListenAddr::Tcp(addr) => addr.fmt(f),
+            ListenAddr::Unix(path) => path.display().fmt(f),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Addresses to bind when started by hand (no sockets from systemd).
+    pub listen: Vec<ListenAddr>,
+    /// Refuse to start unless systemd passed the listening sockets.
+    pub require_activation: bool,
+    /// Started as root: bind, then switch to this user before serving.
+    pub user: Option<String>,
+    /// Allow serving as root (without `user`). Off: portico refuses.
+    pub allow_root: bool,
+    /// Runtime worker threads; 1 runs everything on the main thread. Default: the CPUs available.
+    pub workers: Option<usize>,
+    /// How long in-flight requests may take to finish after SIGTERM.
+    pub drain_timeout: Duration,
+    /// Exit after this long without any open connection (for on-demand start).
+    pub exit_idle_after: Option<Duration>,
+    /// How long a client may take to send a request's headers.
+    pub header_read_timeout: Duration,
+    /// How long a connection may sit without a request in progress.
+    pub keep_alive_timeout: Duration,
+    pub max_connections: usize,
+    pub max_header_bytes: usize,
+    pub max_body_bytes: usize,
+    pub log_level: LevelFilter,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: vec![ListenAddr::Tcp(SocketAddr::from(([127, 0, 0, 1], 8080)))],
+            require_activation: false,
+            user: None,
+            allow_root: false,
+            workers: None,
+            drain_timeout: Duration::from_secs(10),
+            exit_idle_after: None,
+            header_read_timeout: Duration::from_secs(10),
+            keep_alive_timeout: Duration::from_secs(5),
+            max_connections: 256,
+            max_header_bytes: 8 * 1024,
+            max_body_bytes: 64 * 1024,
+            log_level: LevelFilter::INFO,
+        }
+    }
+}
+
+/// What the command line asked for.
+pub enum Command {
+    Serve(Box<Config>),
+    Help,
+    Version,
+}
+
+/// A configuration problem, already phrased for the user: where, which key, what is wrong.
+#[derive(Debug)]
+pub struct ConfigError(String);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+pub const HELP: &str = "\
+portico: a socket-activated status page, JSON API and health check for a device
+
+Usage: portico [OPTIONS]
+
+Under systemd, portico serves the sockets that portico.socket passes it. Started by hand,
+it binds the --listen addresses itself.
+
+Options (each also a config-file key, with _ for -, and a PORTICO_<KEY> variable):
+  -c, --config PATH             config file [default: /etc/portico/portico.toml]
+  -l, --listen ADDR             address to bind when no socket is passed: 127.0.0.1:8080,
+                                [::]:80 or a Unix socket path; repeat for several
+                                [default: 127.0.0.1:8080]
+      --require-activation      refuse to start unless systemd passes the sockets
+      --user NAME               started as root: bind, then run as NAME
+      --allow-root              allow serving as root (without --user)
+      --workers N               runtime threads [default: the CPUs available]
+      --drain-timeout DURATION  time in-flight requests get after SIGTERM [default: 10s]
+      --exit-idle-after DURATION
+                                exit after this long with no connection [default: never]
+      --header-read-timeout DURATION   [default: 10s]
+      --keep-alive-timeout DURATION    [default: 5s]
+      --max-connections N              [default: 256]
+      --max-header-bytes N             [default: 8192]
+      --max-body-bytes N               [default: 65536]
+      --log-level LEVEL         error, warn, info, debug or trace [default: info]
+  -h, --help                    print this help
+  -V, --version                 print the version
+
+A DURATION is a number with a unit: 500ms, 10s, 5m, 1h.
+";
+
+/// Reads the command line, the environment and the config file, in that order of precedence.
+pub fn load(args: impl IntoIterator<Item = OsString>) -> Result<Command, ConfigError> {
+    let flags = match parse_flags(args)? {
+        ParsedFlags::Help => return Ok(Command::Help),
+        ParsedFlags::Version => return Ok(Command::Version),
+        ParsedFlags::Settings { config_path, settings } => (config_path, settings),
+    };
+    let (config_path, flag_settings) = flags;
+
+    let mut config = Config::default();
+
+    let explicit_path = config_path.or_else(|| std::env::var_os("PORTICO_CONFIG").map(PathBuf::from));
+    let path = explicit_path.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_PATH));
+    match std::fs::read_to_string(&path) {
+        Ok(text) => config.apply_file(&path, &text)?,
+        // The default file is optional; one the user named is not.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && explicit_path.is_none() => {}
+        Err(e) => {
+            return Err(ConfigError(format!(
+                "cannot read config file {}: {e}",
+                path.display()
+            )));
+        }
+    }
+
+    for key in KEYS {
+        let var = format!("PORTICO_{}", key.to_ascii_uppercase());
+        if let Some(value) = std::env::var_os(&var) {
+            let value = value
+                .into_string()
+                .map_err(|_| ConfigError(format!("environment variable {var}: not valid UTF-8")))?;
+            config
+                .set(key, Raw::Text(value))
+                .map_err(|e| ConfigError(format!("environment variable {var}: {e}")))?;
+        }
+    }
+
+    for (key, value) in flag_settings {
+        config
+            .set(key, value)
+            .map_err(|e| ConfigError(format!("--{}: {e}", key.replace('_', "-"))))?;
+    }
+
+    config.check()?;
+    Ok(Command::Serve(Box::new(config)))
+}
+
+/// A value before it is checked against its key: text (flags, environment) or TOML.
+enum Raw {
+    Text(String),
+    Toml(toml::Value),
+    /// Several `--listen` flags, in order.
+    List(Vec<String>),
+}
+
+impl Raw {
+    fn describe(&self) -> String {
+        match self {
+            Raw::Text(text) => format!("{text:?}"),
+            Raw::Toml(value) => describe_toml(value),
+            Raw::List(items) => format!("{items:?}"),
+        }
+    }
+
+    fn text(self) -> Result<String, String> {
+        match self {
+            Raw::Text(text) | Raw::Toml(toml::Value::String(text)) => Ok(text),
+            other => Err(format!("expected a string, found {}", other.describe())),
+        }
+    }
+
+    fn flag(self) -> Result<bool, String> {
+        match self {
+            Raw::Toml(toml::Value::Boolean(b)) => Ok(b),
+            Raw::Text(text) => match text.as_str() {
+                "true" | "yes" | "1" | "on" => Ok(true),
+                "false" | "no" | "0" | "off" => Ok(false),
+                _ => Err(format!("expected true or false, found {text:?}")),
+            },
+            other => Err(format!("expected true or false, found {}", other.describe())),
+        }
+    }
+
+    fn count(self) -> Result<usize, String> {
+        let found = self.describe();
+        let n = match self {
+            Raw::Toml(toml::Value::Integer(n)) => usize::try_from(n).ok(),
+            Raw::Text(text) => text.parse().ok(),
+            _ => None,
+        };
+        n.ok_or_else(|| format!("expected a whole number, found {found}"))
+    }
+
+    fn duration(self) -> Result<Duration, String> {
+        let found = self.describe();
+        let text = self
+            .text()
+            .map_err(|_| format!("expected a duration such as \"10s\" or \"500ms\", found {found}"))?;
+        parse_duration(&text)
+    }
+
+    fn list(self) -> Result<Vec<String>, String> {
+        match self {
+            Raw::List(items) => Ok(items),
+            Raw::Text(text) => Ok(text.split(',').map(|s| s.trim().to_owned()).collect()),
+            Raw::Toml(toml::Value::String(text)) => Ok(vec![text]),
+            Raw::Toml(toml::Value::Array(items)) => items
+                .into_iter()
+                .map(|item| match item {
+                    toml::Value::String(text) => Ok(text),
+                    other => Err(format!("expected a list of addresses, found {}", describe_toml(&other))),
+                })
+                .collect(),
+            Raw::Toml(other) => Err(format!("expected a list of addresses, found {}", describe_toml(&other))),
+        }
+    }
+}
+
+fn describe_toml(value: &toml::Value) -> String {
+    match value {
+        toml::Value::String(s) => format!("string {s:?}"),
+        toml::Value::Integer(n) => format!("integer {n}"),
+        toml::Value::Float(f) => format!("float {f}"),
+        toml::Value::Boolean(b) => format!("boolean {b}"),
+        other => other.type_str().to_owned(),
+    }
+}
+
+impl Config {
+    fn apply_file(&mut self, path: &std::path::Path, text: &str) -> Result<(), ConfigError> {
+        let table: toml::Table = text
+            .parse()
+            .map_err(|e| ConfigError(format!("{}: {e}", path.display())))?;
+        for (key, value) in table {
+            self.set(&key, Raw::Toml(value))
+                .map_err(|e| ConfigError(format!("{}: key `{key}`: {e}", path.display())))?;
+        }
+        Ok(())
+    }
+
+    fn set(&mut self, key: &str, value: Raw) -> Result<(), String> {
+        match key {
+            "listen" => {
+                self.listen = value.list()?.iter().map(|s| parse_listen(s)).collect::<Result<_, _>>()?;
+            }
+            "require_activation" => self.require_activation = value.flag()?,
+            "user" => {
+                let user = value.text()?;
+                self.user = (!user.is_empty()).then_some(user);
+            }
+            "allow_root" => self.allow_root = value.flag()?,
+            "workers" => {
+                let n = value.count()?;
+                self.workers = (n > 0).then_some(n);
+            }
+            "drain_timeout" => self.drain_timeout = value.duration()?,
+            "exit_idle_after" => {
+                let after = value.duration()?;
+                self.exit_idle_after = (!after.is_zero()).then_some(after);
+            }
+            "header_read_timeout" => self.header_read_timeout = value.duration()?,
+            "keep_alive_timeout" => self.keep_alive_timeout = value.duration()?,
+            "max_connections" => self.max_connections = value.count()?,
+            "max_header_bytes" => self.max_header_bytes = value.count()?,
+            "max_body_bytes" => self.max_body_bytes = value.count()?,
+            "log_level" => {
+                let level = value.text()?;
+                self.log_level = level.parse().map_err(|_| {
+                    format!("unknown log level {level:?}: use error, warn, info, debug or trace")
+                })?;
+            }
+            _ => return Err(format!("unknown key; the keys are: {}", KEYS.join(", "))),
+        }
+        Ok(())
+    }
+
+    /// Bounds that no single value shows on its own.
+    fn check(&self) -> Result<(), ConfigError> {
+        let positive = [
+            ("max_connections", self.max_connections),
+            ("max_header_bytes", self.max_header_bytes),
+        ];
+        for (key, value) in positive {
+            if value == 0 {
+                return Err(ConfigError(format!("`{key}` must be at least 1")));
+            }
+        }
+        let durations = [
+            ("header_read_timeout", self.header_read_timeout),
+            ("keep_alive_timeout", self.keep_alive_timeout),
+        ];
+        for (key, value) in durations {
+            if value.is_zero() {
+                return Err(ConfigError(format!("`{key}` must be longer than 0s")));
+            }
+        }
+        if self.listen.is_empty() && !self.require_activation {
+            return Err(ConfigError(
+                "`listen` is empty: give at least one address, or set require_activation".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+enum ParsedFlags {
+    Help,
+    Version,
+    Settings {
+        config_path: Option<PathBuf>,
+        settings: Vec<(&'static str, Raw)>,
+    },
+}
+
+fn parse_flags(args: impl IntoIterator<Item = OsString>) -> Result<ParsedFlags, ConfigError> {
+    use lexopt::prelude::*;
+
+    let mut parser = lexopt::Parser::from_args(args);
+    let mut config_path = None;
+    let mut settings = Vec::new();
+    let mut listen = Vec::new();
+    let err = |e: lexopt::Error| ConfigError(format!("{e}; see portico --help"));
+
+    while let Some(arg) = parser.next().map_err(err)? {
+        match arg {
+            Short('h') | Long("help") => return Ok(ParsedFlags::Help),
+            Short('V') | Long("version") => return Ok(ParsedFlags::Version),
+            Short('c') | Long("config") => config_path = Some(PathBuf::from(parser.value().map_err(err)?)),
+            Short('l') | Long("listen") => listen.push(flag_text(parser.value().map_err(err)?, "listen")?),
+            Long(flag) => {
+                let name = flag.replace('-', "_");
+                let Some(key) = KEYS.iter().copied().find(|k| *k == name) else {
+                    return Err(ConfigError(format!("unknown option --{flag}; see portico --help")));
+                };
+                let value = match key {
+                    // Switches: given alone they mean true, `--allow-root=false` also works.
+                    "require_activation" | "allow_root" => match parser.optional_value() {
+                        Some(value) => flag_text(value, key)?,
+                        None => "true".to_owned(),
+                    },
+                    _ => flag_text(parser.value().map_err(err)?, key)?,
+                };
+                settings.push((key, Raw::Text(value)));
+            }
+            other => return Err(err(other.unexpected())),
+        }
+    }
+    if !listen.is_empty() {
+        settings.push(("listen", Raw::List(listen)));
+    }
+    Ok(ParsedFlags::Settings { config_path, settings })
+}
+
+fn flag_text(value: OsString, key: &str) -> Result<String, ConfigError> {
+    value
+        .into_string()
+        .map_err(|_| ConfigError(format!("--{}: not valid UTF-8", key.replace('_', "-"))))
+}
+
+fn parse_listen(text: &str) -> Result<ListenAddr, String> {
+    if text.starts_with('/') {
+        return Ok(ListenAddr::Unix(PathBuf::from(text)));
+    }
+    text.parse().map(ListenAddr::Tcp).map_err(|_| {
+        format!(
+            "{text:?} is neither an address such as 127.0.0.1:8080 or [::]:80 \
+             nor an absolute Unix socket path"
+        )
+    })
+}
+
+/// Parses `500ms`, `10s`, `5m`, `1h` (and a bare `0`).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let bad = || format!("expected a duration such as \"10s\" or \"500ms\", found {text:?}");
+    if text == "0" {
+        return Ok(Duration::ZERO);
+    }
+    let split = text.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number.parse().map_err(|_| bad())?;
+    let unit_ms = match unit {
+        "ms" => 1,
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        _ => return Err(bad()),
+    };
+    n.checked_mul(unit_ms).map(Duration::from_millis).ok_or_else(bad)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_need_a_unit() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
+        assert!(parse_duration("10").is_err());
+        assert!(parse_duration("s").is_err());
+        assert!(parse_duration("1.5s").is_err());
+        assert!(parse_duration("99999999999999999h").is_err());
+    }
+
+    #[test]
+    fn listen_takes_socket_addresses_and_absolute_paths() {
+        assert_eq!(parse_listen("[::]:80"), Ok(ListenAddr::Tcp("[::]:80".parse().unwrap())));
+        assert_eq!(parse_listen("/run/p.sock"), Ok(ListenAddr::Unix("/run/p.sock".into())));
+        assert!(parse_listen("localhost:80").is_err());
+        assert!(parse_listen("p.sock").is_err());
+    }
+
+    #[test]
+    fn file_errors_name_the_key() {
+        let mut config = Config::default();
+        let path = std::path::Path::new("portico.toml");
+        let err = config.apply_file(path, "drain_timeout = 10").unwrap_err().to_string();
+        assert!(err.contains("key `drain_timeout`") && err.contains("integer 10"), "{err}");
+        let err = config.apply_file(path, "listen_on = \"x\"").unwrap_err().to_string();
+        assert!(err.contains("key `listen_on`: unknown key"), "{err}");
+        let err = config.apply_file(path, "max_connections = -1").unwrap_err().to_string();
+        assert!(err.contains("whole number"), "{err}");
+    }
+
+    #[test]
+    fn flags_override_and_repeat() {
+        let args = ["--listen", "127.0.0.1:1", "-l", "/tmp/x.sock", "--require-activation", "--drain-timeout=3s"];
+        let Ok(ParsedFlags::Settings { settings, .. }) = parse_flags(args.map(OsString::from)) else {
+            panic!("flags did not parse");
+        };
+        let mut config = Config::default();
+        for (key, value) in settings {
+            config.set(key, value).unwrap();
+        }
+        assert_eq!(config.listen.len(), 2);
+        assert!(config.require_activation);
+        assert_eq!(config.drain_timeout, Duration::from_secs(3));
+    }
+}

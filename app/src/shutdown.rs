@@ -1,0 +1,69 @@
+//! Graceful shutdown: SIGTERM or SIGINT (or the idle timer) stops the accept loops; open
+//! connections then get the drain timeout to finish what they are doing.
+
+use std::sync::Arc;
+
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::watch;
+
+/// Why portico is shutting down.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reason {
+    Signal(&'static str),
+    Idle,
+}
+
+/// A shared switch that turns once, from serving to shutting down.
+#[derive(Clone)]
+pub struct Shutdown(Arc<watch::Sender<Option<Reason>>>);
+
+impl Shutdown {
+    pub fn new() -> Self {
+        Shutdown(Arc::new(watch::channel(None).0))
+    }
+
+    /// Starts the shutdown; later calls keep the first reason.
+    pub fn begin(&self, reason: Reason) {
+        self.0.send_if_modified(|current| {
+            if current.is_some() {
+                return false;
+            }
+            *current = Some(reason);
+            true
+        });
+    }
+
+    pub fn is_started(&self) -> bool {
+        self.0.borrow().is_some()
+    }
+
+    /// Resolves once the shutdown has started.
+    pub async fn started(&self) -> Reason {
+        let mut rx = self.0.subscribe();
+        loop {
+            if let Some(reason) = *rx.borrow_and_update() {
+                return reason;
+            }
+            // Cannot fail: the sender lives as long as self.
+            let _ = rx.changed().await;
+        }
+    }
+}
+
+/// Turns the first SIGTERM or SIGINT into a shutdown. The returned future resolves on the
+/// next one, which means "stop waiting for the drain".
+pub fn listen(shutdown: Shutdown) -> std::io::Result<impl Future<Output = ()>> {
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        let mut next = async || {
+            tokio::select! {
+                _ = term.recv() => "SIGTERM",
+                _ = int.recv() => "SIGINT",
+            }
+        };
+        shutdown.begin(Reason::Signal(next().await));
+        let second = next().await;
+        tracing::warn!("{second} during the drain: closing the remaining connections now");
+    })
+}

@@ -1,0 +1,196 @@
+//! The device's figures: what the status page shows and `/api/status` returns.
+//!
+//! Uptime, load and memory come from sysinfo(2) rather than /proc, which a hardened unit
+//! may hide (ProcSubset=pid).
+
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::activation::{Origin, SocketInfo};
+use crate::server::Stats;
+
+#[derive(Serialize)]
+pub struct Status {
+    pub hostname: String,
+    pub os: String,
+    pub kernel: String,
+    pub architecture: String,
+    pub uptime_seconds: u64,
+    pub load: [f64; 3],
+    pub memory: Memory,
+    pub root_filesystem: Filesystem,
+    pub portico: Portico,
+    pub activation: Activation,
+    pub process: Process,
+}
+
+#[derive(Serialize)]
+pub struct Memory {
+    pub total_bytes: u64,
+    pub free_bytes: u64,
+}
+
+#[derive(Serialize)]
+pub struct Filesystem {
+    pub total_bytes: u64,
+    pub available_bytes: u64,
+}
+
+#[derive(Serialize)]
+pub struct Portico {
+    pub version: &'static str,
+    pub pid: u32,
+    pub uptime_seconds: u64,
+    pub open_connections: usize,
+    pub requests_served: u64,
+}
+
+#[derive(Clone, Serialize)]
+pub struct Activation {
+    pub mode: Origin,
+    pub listeners: Vec<SocketInfo>,
+}
+
+#[derive(Serialize)]
+pub struct Process {
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// Reads the figures now. Whatever cannot be read is reported as empty or zero rather
+/// than failing the page.
+pub fn collect(activation: &Activation, started: Instant, stats: Stats) -> Status {
+    let uname = nix::sys::utsname::uname().ok();
+    let uname_field = |f: fn(&nix::sys::utsname::UtsName) -> &std::ffi::OsStr| {
+        uname.as_ref().map(|u| f(u).to_string_lossy().into_owned()).unwrap_or_default()
+    };
+    let info = nix::sys::sysinfo::sysinfo().ok();
+    let root = nix::sys::statvfs::statvfs("/").ok();
+    Status {
+        hostname: nix::unistd::gethostname()
+            .map(|h| h.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        os: os_release(),
+        kernel: uname_field(|u| u.release()),
+        architecture: uname_field(|u| u.machine()),
+        uptime_seconds: info.as_ref().map_or(0, |i| i.uptime().as_secs()),
+        load: info.as_ref().map_or([0.0; 3], |i| {
+            let (one, five, fifteen) = i.load_average();
+            [one, five, fifteen]
+        }),
+        memory: Memory {
+            total_bytes: info.as_ref().map_or(0, |i| i.ram_total()),
+            free_bytes: info.as_ref().map_or(0, |i| i.ram_unused()),
+        },
+        root_filesystem: Filesystem {
+            total_bytes: root.as_ref().map_or(0, |r| r.blocks() as u64 * r.fragment_size() as u64),
+            available_bytes: root.as_ref().map_or(0, |r| r.blocks_available() as u64 * r.fragment_size() as u64),
+        },
+        portico: Portico {
+            version: crate::config::VERSION,
+            pid: std::process::id(),
+            uptime_seconds: started.elapsed().as_secs(),
+            open_connections: stats.open_connections,
+            requests_served: stats.requests_served,
+        },
+        activation: activation.clone(),
+        process: Process {
+            uid: nix::unistd::getuid().as_raw(),
+            gid: nix::unistd::getgid().as_raw(),
+        },
+    }
+}
+
+/// PRETTY_NAME from os-release(5).
+fn os_release() -> String {
+    ["/etc/os-release", "/usr/lib/os-release"]
+        .iter()
+        .find_map(|path| std::fs::read_to_string(path).ok())
+        .and_then(|text| {
+            text.lines()
+                .find_map(|line| line.strip_prefix("PRETTY_NAME="))
+                .map(|value| value.trim_matches(|c| c == '"' || c == '\'').to_owned())
+        })
+        .unwrap_or_else(|| "Linux".to_owned())
+}
+
+/// The figures as the page shows them, by the `data-field` names the page uses.
+/// assets/status.js formats the JSON the same way when it refreshes the page.
+pub fn display_fields(status: &Status) -> Vec<(&'static str, String)> {
+    let used = |total: u64, free: u64| format!("{} of {}", bytes(total.saturating_sub(free)), bytes(total));
+    let [one, five, fifteen] = status.load;
+    vec![
+        ("hostname", status.hostname.clone()),
+        ("os", status.os.clone()),
+        ("kernel", status.kernel.clone()),
+        ("architecture", status.architecture.clone()),
+        ("uptime", duration(status.uptime_seconds)),
+        ("load", format!("{one:.2} {five:.2} {fifteen:.2}")),
+        ("memory", used(status.memory.total_bytes, status.memory.free_bytes)),
+        ("root_filesystem", used(status.root_filesystem.total_bytes, status.root_filesystem.available_bytes)),
+        ("version", status.portico.version.to_owned()),
+        ("activation", activation(&status.activation)),
+        ("identity", format!("uid {}, gid {}", status.process.uid, status.process.gid)),
+        ("connections", status.portico.open_connections.to_string()),
+        ("requests", status.portico.requests_served.to_string()),
+    ]
+}
+
+fn activation(activation: &Activation) -> String {
+    let sockets: Vec<String> = activation
+        .listeners
+        .iter()
+        .map(|s| match (&s.name, s.fd) {
+            (Some(name), Some(fd)) => format!("{} ({name}, fd {fd})", s.address),
+            (None, Some(fd)) => format!("{} (fd {fd})", s.address),
+            _ => s.address.clone(),
+        })
+        .collect();
+    match activation.mode {
+        Origin::Systemd => format!("sockets from systemd: {}", sockets.join(", ")),
+        Origin::SelfBound => format!("bound by portico: {}", sockets.join(", ")),
+    }
+}
+
+fn bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    match unit {
+        0 => format!("{n} B"),
+        _ => format!("{value:.1} {}", UNITS[unit]),
+    }
+}
+
+fn duration(seconds: u64) -> String {
+    let (days, hours, minutes) = (seconds / 86_400, seconds / 3_600 % 24, seconds / 60 % 60);
+    match (days, hours) {
+        (0, 0) => format!("{minutes} min"),
+        (0, _) => format!("{hours} h {minutes} min"),
+        _ => format!("{days} d {hours} h"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_read_like_df_h() {
+        assert_eq!(bytes(512), "512 B");
+        assert_eq!(bytes(1536), "1.5 KiB");
+        assert_eq!(bytes(3 * 1024 * 1024 * 1024), "3.0 GiB");
+    }
+
+    #[test]
+    fn uptimes_keep_the_two_largest_units() {
+        assert_eq!(duration(59), "0 min");
+        assert_eq!(duration(3_660), "1 h 1 min");
+        assert_eq!(duration(2 * 86_400 + 7_200), "2 d 2 h");
+    }
+}
