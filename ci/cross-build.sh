@@ -139,7 +139,14 @@ build() {
 smoke() {
     local t=$1 bin=$2 port dir runner=() drop=() pid code body want_ver got_ver
     triple_info "$t"
-    [ -z "$QEMU" ] || runner=("$QEMU" -L "/usr/$GNU")
+    if [ -n "$QEMU" ]; then
+        # The target's ld.so and libc must come from one build. With the multiarch libc6
+        # installed (libstd-rust-web-dev:arm64 pulls it in), `-L /usr/$GNU` would pair the
+        # cross ld.so with the multiarch libc.so.6 from /lib/$GNU, and the binary spins
+        # forever in pthread_create; the host's own multiarch pair is consistent.
+        runner=("$QEMU")
+        [ -e "/usr/lib/$GNU/libc.so.6" ] || runner+=(-L "/usr/$GNU")
+    fi
     # Never root, as on a device: systemd's DynamicUser there, nobody here.
     [ "$(id -u)" -ne 0 ] || drop=(setpriv --reuid=nobody --regid=nogroup --clear-groups)
     dir=target/$t/smoke
