@@ -1,0 +1,305 @@
+//! Test harness: runs the real portico binary, passing it listening sockets exactly as
+//! systemd does (descriptors from 3 up, LISTEN_FDS, LISTEN_PID, LISTEN_FDNAMES), and
+//! talks HTTP/1.1 to it over plain sockets.
+#![allow(dead_code)] // Each test file uses its own part of the harness.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::net::{UnixDatagram, UnixStream};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::libc;
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_portico");
+
+/// How long anything in a test may take before the test calls it a hang.
+pub const PATIENCE: Duration = Duration::from_secs(20);
+
+/// A running portico, killed when dropped so a failing test leaves nothing behind.
+pub struct Portico {
+    pub child: Child,
+    stderr_path: PathBuf,
+}
+
+/// How to start portico.
+#[derive(Default)]
+pub struct Start {
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+    /// Descriptors passed as 3, 4, ... with LISTEN_FDS set to their number.
+    pub fds: Vec<OwnedFd>,
+    /// Overrides what the harness would set, to test bad activation variables.
+    pub listen_fds: Option<String>,
+    pub listen_pid: Option<String>,
+    pub listen_fdnames: Option<String>,
+}
+
+impl Start {
+    pub fn args(mut self, args: &[&str]) -> Self {
+        self.args.extend(args.iter().map(|s| s.to_string()));
+        self
+    }
+
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    pub fn fd(mut self, fd: impl Into<OwnedFd>) -> Self {
+        self.fds.push(fd.into());
+        self
+    }
+
+    pub fn names(mut self, names: &str) -> Self {
+        self.listen_fdnames = Some(names.into());
+        self
+    }
+
+    pub fn spawn(self) -> Portico {
+        let stderr_path = scratch_path("stderr");
+        let stderr = std::fs::File::create(&stderr_path).unwrap();
+        // LISTEN_PID must be the pid of portico itself: the shell exports its own pid
+        // and then execs portico, which keeps it.
+        let mut command = Command::new("/bin/sh");
+        command.arg("-c").arg(r#"[ -n "$SET_LISTEN_PID" ] && export LISTEN_PID=$$; exec "$0" "$@""#);
+        command.arg(BIN).args(&self.args).args(root_args());
+        command.env_remove("LISTEN_FDS").env_remove("LISTEN_PID").env_remove("LISTEN_FDNAMES");
+        command.env_remove("NOTIFY_SOCKET").env_remove("WATCHDOG_USEC").env_remove("JOURNAL_STREAM");
+        command.env("PORTICO_CONFIG", "/dev/null");
+        for (key, value) in &self.env {
+            command.env(key, value);
+        }
+        let passing = !self.fds.is_empty() || self.listen_fds.is_some();
+        if passing {
+            command.env("LISTEN_FDS", self.listen_fds.clone().unwrap_or_else(|| self.fds.len().to_string()));
+            match &self.listen_pid {
+                Some(pid) => {
+                    command.env("LISTEN_PID", pid);
+                }
+                None => {
+                    command.env("SET_LISTEN_PID", "1");
+                }
+            }
+        }
+        if let Some(names) = &self.listen_fdnames {
+            command.env("LISTEN_FDNAMES", names);
+        }
+        // Move the descriptors out of the way of 3, 4, ... first, so placing one cannot
+        // overwrite another.
+        let high: Vec<OwnedFd> = self.fds.iter().map(|fd| dup_above(fd.as_raw_fd(), 100)).collect();
+        let raw: Vec<RawFd> = high.iter().map(|fd| fd.as_raw_fd()).collect();
+        let close_three = passing && raw.is_empty();
+        // SAFETY: only async-signal-safe calls (dup2, close) between fork and exec.
+        unsafe {
+            command.pre_exec(move || {
+                for (i, fd) in raw.iter().enumerate() {
+                    if libc::dup2(*fd, 3 + i as RawFd) == -1 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
+                if close_three {
+                    libc::close(3);
+                }
+                Ok(())
+            });
+        }
+        let child = command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(stderr).spawn().unwrap();
+        drop(high);
+        Portico { child, stderr_path }
+    }
+}
+
+/// CI runs as root, and portico refuses to serve as root without a user to become.
+pub fn root_args() -> Vec<String> {
+    match nix::unistd::geteuid().is_root() {
+        true => vec!["--user".into(), "nobody".into()],
+        false => vec![],
+    }
+}
+
+fn dup_above(fd: RawFd, min: RawFd) -> OwnedFd {
+    // SAFETY: F_DUPFD_CLOEXEC returns a new descriptor that nothing else owns.
+    unsafe {
+        let new = libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, min);
+        assert!(new >= 0, "dup failed: {}", std::io::Error::last_os_error());
+        OwnedFd::from_raw_fd(new)
+    }
+}
+
+/// A unique path under the test's scratch directory.
+pub fn scratch_path(name: &str) -> PathBuf {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("portico-tests");
+    std::fs::create_dir_all(&dir).unwrap();
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let path = dir.join(format!("{}-{n}-{name}", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    path
+}
+
+impl Portico {
+    pub fn start() -> Start {
+        Start::default()
+    }
+
+    pub fn pid(&self) -> Pid {
+        Pid::from_raw(self.child.id() as i32)
+    }
+
+    pub fn signal(&self, signal: Signal) {
+        kill(self.pid(), signal).unwrap();
+    }
+
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+
+    /// Waits for the process to exit, failing the test if it takes longer than `limit`.
+    pub fn wait_exit(&mut self, limit: Duration) -> ExitStatus {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "portico did not exit within {limit:?}; stderr:\n{}", self.stderr());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Runs until exit and returns (exit code, stderr), for start-up failures.
+    pub fn failure(mut self) -> (i32, String) {
+        let status = self.wait_exit(PATIENCE);
+        (status.code().unwrap_or(-1), self.stderr())
+    }
+}
+
+impl Drop for Portico {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A TCP listening socket as a .socket unit would create it.
+pub fn tcp_listener(addr: &str) -> TcpListener {
+    TcpListener::bind(addr).unwrap()
+}
+
+/// A free port on 127.0.0.1 for portico to bind itself.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Connects, retrying while portico is still starting.
+pub fn connect(addr: SocketAddr) -> TcpStream {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        match TcpStream::connect(addr) {
+            Ok(stream) => {
+                stream.set_read_timeout(Some(PATIENCE)).unwrap();
+                return stream;
+            }
+            Err(e) => {
+                assert!(Instant::now() < deadline, "cannot connect to {addr}: {e}");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+}
+
+pub struct Response {
+    pub status: u16,
+    pub head: String,
+    pub body: String,
+}
+
+/// Sends one request with `Connection: close` and reads the whole response.
+pub fn request<S: Read + Write>(mut stream: S, method: &str, path: &str, extra_headers: &str) -> std::io::Result<Response> {
+    write!(stream, "{method} {path} HTTP/1.1\r\nHost: device\r\nConnection: close\r\n{extra_headers}\r\n")?;
+    read_response(stream)
+}
+
+pub fn read_response<S: Read>(mut stream: S) -> std::io::Result<Response> {
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw)?;
+    parse_response(&raw)
+}
+
+pub fn parse_response(raw: &[u8]) -> std::io::Result<Response> {
+    let text = String::from_utf8_lossy(raw);
+    let bad = || std::io::Error::new(std::io::ErrorKind::InvalidData, format!("not an HTTP response: {text:?}"));
+    let (head, body) = text.split_once("\r\n\r\n").ok_or_else(bad)?;
+    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).ok_or_else(bad)?;
+    Ok(Response { status, head: head.to_owned(), body: body.to_owned() })
+}
+
+pub fn get(addr: SocketAddr, path: &str) -> Response {
+    request(connect(addr), "GET", path, "").unwrap_or_else(|e| panic!("GET {path} from {addr}: {e}"))
+}
+
+pub fn get_unix(path: &Path, target: &str) -> Response {
+    let stream = UnixStream::connect(path).unwrap();
+    stream.set_read_timeout(Some(PATIENCE)).unwrap();
+    request(stream, "GET", target, "").unwrap()
+}
+
+/// The JSON of /api/status.
+pub fn api_status(addr: SocketAddr) -> serde_json::Value {
+    let response = get(addr, "/api/status");
+    assert_eq!(response.status, 200, "{}", response.body);
+    serde_json::from_str(&response.body).unwrap()
+}
+
+/// A notify socket owned by the test, as systemd's would be for Type=notify.
+pub struct NotifySocket {
+    pub path: PathBuf,
+    socket: UnixDatagram,
+}
+
+impl NotifySocket {
+    pub fn new() -> Self {
+        let path = scratch_path("notify");
+        let socket = UnixDatagram::bind(&path).unwrap();
+        NotifySocket { path, socket }
+    }
+
+    pub fn path(&self) -> &str {
+        self.path.to_str().unwrap()
+    }
+
+    /// The next message, or None if nothing arrives within `limit`.
+    pub fn recv(&self, limit: Duration) -> Option<String> {
+        self.socket.set_read_timeout(Some(limit)).unwrap();
+        let mut buf = [0u8; 4096];
+        match self.socket.recv(&mut buf) {
+            Ok(n) => Some(String::from_utf8_lossy(&buf[..n]).into_owned()),
+            Err(_) => None,
+        }
+    }
+
+    /// Waits for a message containing `needle`, returning it and what came before.
+    pub fn wait_for(&self, needle: &str) -> (String, Vec<String>) {
+        let deadline = Instant::now() + PATIENCE;
+        let mut before = Vec::new();
+        while Instant::now() < deadline {
+            if let Some(message) = self.recv(Duration::from_millis(200)) {
+                if message.lines().any(|l| l == needle) {
+                    return (message, before);
+                }
+                before.push(message);
+            }
+        }
+        panic!("no {needle} on the notify socket; got {before:?}");
+    }
+}
