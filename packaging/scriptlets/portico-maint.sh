@@ -1,0 +1,141 @@
+# portico-maint.sh: what every package of portico does to systemd when it is installed,
+# upgraded, removed or purged: written once, for dpkg, rpm and opkg alike. POSIX sh.
+# shellcheck shell=sh
+#
+# Not a script to install: package builds paste this file whole into each maintainer script
+# and append ONE call line, so that it is there even in postrm, after portico's files are
+# gone. ci/build-deb.sh does that for the .deb; a Yocto recipe does it at packaging time
+# for ipk, rpm and deb (read the file from ${S} and set pkg_postinst/pkg_prerm/pkg_postrm).
+#
+# The call line passes the script's own name and arguments through:
+#   portico_maint postinst "$@"     portico_maint prerm "$@"     portico_maint postrm "$@"
+# How each package manager calls the scripts, and what that means here:
+#   dpkg  postinst configure ''          -> install   postinst configure OLDVER -> upgrade
+#         postinst abort-*               -> upgrade (puts back what a failed step stopped)
+#         prerm remove                   -> remove    prerm upgrade|deconfigure|failed-upgrade -> nothing
+#         postrm remove                  -> removed   postrm purge -> purge   others -> nothing
+#   rpm   %post 1 -> install, %post 2+ -> upgrade; %preun 0 -> remove, 1+ -> nothing (the new
+#         package is already in: an upgrade); %postun 0 -> removed, 1+ -> nothing.
+#         rpm has no purge: an erase leaves modified conffiles as .rpmsave, like any package.
+#   opkg  the new postinst gets only "configure", for an install and an upgrade alike: an
+#         upgrade is told by portico.socket being enabled already (opkg's old prerm was
+#         called with "upgrade NEWVER", which does nothing here, so it still is);
+#         prerm remove -> remove, prerm upgrade -> nothing; postrm remove -> removed,
+#         postrm purge -> purge, postrm upgrade -> nothing.
+#
+# What each step does, and why:
+#   install  enable portico.socket (WantedBy=sockets.target) and start it. portico.service
+#            is started by the first connection, so it is not started here.
+#   upgrade  daemon-reload (the unit files may have changed), then try-restart
+#            portico.service only: systemd, PID 1, keeps holding the listening socket, so
+#            connections queue in the kernel while the new binary starts and none is
+#            refused. The socket is never stopped or restarted on an upgrade (oe-core's
+#            systemd class would restart it, which closes the listener).
+#   remove   stop and disable portico.socket and portico.service (the unit files are still
+#            there, which disable needs), and a global enable of the user units.
+#   removed  daemon-reload, so systemd forgets the units whose files are gone.
+#   purge    remove what systemd may have left for the service (DynamicUser state, cache
+#            and log directories); /etc/portico goes with the conffile, by the package manager.
+# With $D (Yocto building an image) or $DPKG_ROOT set, only the offline part is done
+# (enable/disable under that root); nothing is started in the build host. Where systemd is
+# not PID 1 (a chroot, an image build, another init) units are not started or stopped either.
+
+portico_units="portico.socket portico.service"
+
+# Runs systemctl, and says so; a failure is reported but does not fail the package step:
+# a half-configured package is worse for a device than a unit that needs a look.
+portico_systemctl() {
+    echo "portico: systemctl $*"
+    systemctl "$@" || echo "portico: 'systemctl $*' failed; see 'systemctl status portico.socket'" >&2
+}
+
+portico_step() {
+    root=${D:-${DPKG_ROOT:-}}
+    if ! command -v systemctl >/dev/null 2>&1; then
+        return 0 # no systemd on this system: nothing of this applies
+    fi
+    live=false
+    if [ -z "$root" ] && [ -d /run/systemd/system ]; then
+        live=true
+    fi
+    case $1 in
+        install)
+            if [ -n "$root" ]; then
+                portico_systemctl --root="$root" enable portico.socket
+            else
+                portico_systemctl enable portico.socket
+                if $live; then
+                    portico_systemctl daemon-reload
+                    portico_systemctl start portico.socket
+                fi
+            fi
+            ;;
+        upgrade)
+            if $live; then
+                portico_systemctl daemon-reload
+                portico_systemctl try-restart portico.service
+            fi
+            ;;
+        remove)
+            if $live; then
+                # shellcheck disable=SC2086 # two unit names
+                portico_systemctl stop $portico_units
+            fi
+            if [ -n "$root" ]; then
+                portico_systemctl --root="$root" disable portico.socket
+            else
+                portico_systemctl disable portico.socket
+                portico_systemctl --global disable portico.socket >/dev/null 2>&1 || true
+            fi
+            ;;
+        removed)
+            if $live; then
+                portico_systemctl daemon-reload
+            fi
+            ;;
+        purge)
+            for d in lib cache log; do
+                rm -rf "$root/var/$d/portico" "$root/var/$d/private/portico"
+            done
+            ;;
+        nothing) ;;
+        *)
+            echo "portico_step: unknown step '$1'" >&2
+            return 1
+            ;;
+    esac
+}
+
+# portico_maint SCRIPT ARGS...: SCRIPT is postinst, prerm or postrm; ARGS are what the
+# package manager passed to it (see the table above).
+portico_maint() {
+    script=$1
+    shift
+    action=${1:-}
+    step=nothing
+    case $script:$action in
+        postinst:configure)
+            if [ -n "${2:-}" ]; then
+                step=upgrade # dpkg names the version configured before
+            elif [ -z "${DPKG_MAINTSCRIPT_PACKAGE:-}" ] && [ -z "${D:-}" ] &&
+                systemctl is-enabled portico.socket >/dev/null 2>&1; then
+                step=upgrade # opkg: it says "configure" for both
+            else
+                step=install
+            fi
+            ;;
+        postinst:abort-*) step=upgrade ;;
+        postinst:[0-9]*) if [ "$action" -ge 2 ]; then step=upgrade; else step=install; fi ;;
+        prerm:remove) step=remove ;;
+        prerm:[0-9]*) if [ "$action" -eq 0 ]; then step=remove; fi ;;
+        postrm:remove) step=removed ;;
+        postrm:purge) step=purge ;;
+        postrm:[0-9]*) if [ "$action" -eq 0 ]; then step=removed; fi ;;
+        postinst:* | prerm:* | postrm:*) ;;
+        *)
+            echo "portico_maint: unknown script '$script' (want postinst, prerm or postrm)" >&2
+            return 1
+            ;;
+    esac
+    portico_step "$step"
+}
