@@ -58,6 +58,8 @@ struct Connection {
     /// When the last request finished (or the connection opened), in ms since `epoch`.
     idle_since_ms: AtomicU64,
     epoch: Instant,
+    requests: AtomicU64,
+    request_started: Notify,
     evict: Notify,
 }
 
@@ -72,6 +74,8 @@ impl Connection {
 
     fn begin_request(&self) {
         self.in_flight.fetch_add(1, Ordering::AcqRel);
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        self.request_started.notify_one();
     }
 
     fn end_request(&self) {
@@ -119,6 +123,8 @@ impl Connections {
             in_flight: AtomicUsize::new(0),
             idle_since_ms: AtomicU64::new(0),
             epoch: Instant::now(),
+            requests: AtomicU64::new(0),
+            request_started: Notify::new(),
             evict: Notify::new(),
         });
         let mut open = self.lock();
@@ -209,15 +215,17 @@ impl Server {
                     }
                 }
             };
-            tokio::spawn(self.clone().serve(stream, slot));
+            // Registered here, not in the task: the drain must not miss a connection that
+            // was accepted but whose task has not run yet.
+            let (id, connection) = self.connections.register();
+            tokio::spawn(self.clone().serve(stream, slot, id, connection));
         }
     }
 
-    async fn serve<S>(self: Arc<Self>, stream: S, _slot: OwnedSemaphorePermit)
+    async fn serve<S>(self: Arc<Self>, stream: S, _slot: OwnedSemaphorePermit, id: u64, connection: Arc<Connection>)
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        let (id, connection) = self.connections.register();
         let service = RequestService { app: self.app.clone(), connection: connection.clone(), server: self.clone() };
         let conn = self.http.serve_connection(TokioIo::new(stream), service);
         tokio::pin!(conn);
@@ -227,6 +235,7 @@ impl Server {
         let shutdown = self.shutdown.started();
         tokio::pin!(timer, shutdown);
         let mut closing = false;
+        let mut close_after_first_request = false;
         loop {
             tokio::select! {
                 result = conn.as_mut() => {
@@ -250,9 +259,19 @@ impl Server {
                         break;
                     }
                 }
-                // hyper closes an idle keep-alive connection at once, finishes a request in
-                // progress, and serves a fresh connection's first request before closing.
-                _ = &mut shutdown, if !closing => {
+                // hyper closes an idle keep-alive connection at once and lets a request in
+                // progress finish. It would also close a connection it has read nothing
+                // from yet, but that one was accepted from a client that is sending its
+                // request right now: serve that request first.
+                _ = &mut shutdown, if !closing && !close_after_first_request => {
+                    if connection.requests.load(Ordering::Relaxed) == 0 {
+                        close_after_first_request = true;
+                    } else {
+                        conn.as_mut().graceful_shutdown();
+                        closing = true;
+                    }
+                }
+                _ = connection.request_started.notified(), if close_after_first_request && !closing => {
                     conn.as_mut().graceful_shutdown();
                     closing = true;
                 }

@@ -1,0 +1,174 @@
+//! Restarts, graceful drain and idle exit, with the test holding the listening socket the
+//! way systemd does.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use common::*;
+use nix::sys::signal::Signal;
+
+fn start_on(listener: &TcpListener, args: &[&str]) -> Portico {
+    Portico::start().fd(listener.try_clone().unwrap()).args(args).spawn()
+}
+
+/// Sends a request but holds back its last line, so portico has accepted the connection
+/// and is reading a request that is still arriving.
+fn begin_request(addr: SocketAddr, path: &str) -> TcpStream {
+    let mut stream = connect(addr);
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: device\r\n").unwrap();
+    stream
+}
+
+fn finish_request(mut stream: TcpStream) -> Response {
+    stream.write_all(b"Connection: close\r\n\r\n").unwrap();
+    read_response(stream).unwrap()
+}
+
+#[test]
+fn a_restart_refuses_no_connection() {
+    let listener = tcp_listener("127.0.0.1:0");
+    let addr = listener.local_addr().unwrap();
+    let mut portico = start_on(&listener, &[]);
+    assert_eq!(get(addr, "/healthz").status, 200);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ok, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let clients: Vec<_> = (0..4)
+        .map(|_| {
+            let (stop, ok, failed) = (stop.clone(), ok.clone(), failed.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let result = TcpStream::connect(addr).and_then(|s| {
+                        s.set_read_timeout(Some(PATIENCE))?;
+                        // Not /healthz: it answers 503 on purpose while an instance drains.
+                        request(s, "GET", "/api/status", "")
+                    });
+                    match result {
+                        Ok(r) if r.status == 200 => ok.fetch_add(1, Ordering::Relaxed),
+                        other => {
+                            eprintln!("failed: {:?}", other.map(|r| r.status));
+                            failed.fetch_add(1, Ordering::Relaxed)
+                        }
+                    };
+                }
+            })
+        })
+        .collect();
+
+    for _ in 0..2 {
+        std::thread::sleep(Duration::from_millis(500));
+        portico.signal(Signal::SIGTERM);
+        assert_eq!(portico.wait_exit(PATIENCE).code(), Some(0));
+        portico = start_on(&listener, &[]);
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    stop.store(true, Ordering::Relaxed);
+    for client in clients {
+        client.join().unwrap();
+    }
+    let (ok, failed) = (ok.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
+    println!("restart under load: {ok} requests served, {failed} failed");
+    assert_eq!(failed, 0, "{failed} of {} requests failed across two restarts", ok + failed);
+    assert!(ok > 20, "only {ok} requests went through");
+}
+
+#[test]
+fn a_request_in_flight_completes_after_sigterm() {
+    let listener = tcp_listener("127.0.0.1:0");
+    let addr = listener.local_addr().unwrap();
+    let mut portico = start_on(&listener, &["--drain-timeout", "10s"]);
+    let in_flight = begin_request(addr, "/api/status");
+    // Until portico has the connection, SIGTERM would leave it in the backlog instead.
+    wait_until(|| api_status(addr)["portico"]["open_connections"].as_u64() == Some(2));
+
+    portico.signal(Signal::SIGTERM);
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(portico.is_running(), "portico exited with a request in flight");
+    let response = finish_request(in_flight);
+    assert_eq!(response.status, 200);
+    assert!(response.head.to_ascii_lowercase().contains("connection: close"), "{}", response.head);
+    assert_eq!(portico.wait_exit(PATIENCE).code(), Some(0));
+}
+
+#[test]
+fn health_turns_503_while_draining() {
+    let listener = tcp_listener("127.0.0.1:0");
+    let addr = listener.local_addr().unwrap();
+    let mut portico = start_on(&listener, &[]);
+    let in_flight = begin_request(addr, "/healthz");
+    wait_until(|| api_status(addr)["portico"]["open_connections"].as_u64() == Some(2));
+    portico.signal(Signal::SIGTERM);
+    std::thread::sleep(Duration::from_millis(200));
+    let response = finish_request(in_flight);
+    assert_eq!((response.status, response.body.as_str()), (503, "shutting down\n"));
+    assert_eq!(portico.wait_exit(PATIENCE).code(), Some(0));
+}
+
+#[test]
+fn the_drain_timeout_bounds_a_stalled_client() {
+    let listener = tcp_listener("127.0.0.1:0");
+    let addr = listener.local_addr().unwrap();
+    let mut portico = start_on(&listener, &["--drain-timeout", "1s", "--keep-alive-timeout", "60s", "--header-read-timeout", "60s"]);
+    let _stalled = begin_request(addr, "/");
+    wait_until(|| api_status(addr)["portico"]["open_connections"].as_u64() == Some(2));
+    let sent = Instant::now();
+    portico.signal(Signal::SIGTERM);
+    assert_eq!(portico.wait_exit(PATIENCE).code(), Some(0));
+    let took = sent.elapsed();
+    assert!(took >= Duration::from_millis(900), "exited after {took:?}, before the drain timeout");
+    assert!(portico.stderr().contains("drain timeout"), "{}", portico.stderr());
+}
+
+#[test]
+fn a_second_signal_ends_the_drain() {
+    let listener = tcp_listener("127.0.0.1:0");
+    let addr = listener.local_addr().unwrap();
+    let mut portico = start_on(&listener, &["--drain-timeout", "60s", "--keep-alive-timeout", "60s", "--header-read-timeout", "60s"]);
+    let _stalled = begin_request(addr, "/");
+    wait_until(|| api_status(addr)["portico"]["open_connections"].as_u64() == Some(2));
+    portico.signal(Signal::SIGTERM);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(portico.is_running());
+    portico.signal(Signal::SIGINT);
+    assert_eq!(portico.wait_exit(PATIENCE).code(), Some(0));
+}
+
+#[test]
+fn idle_exit_waits_for_the_configured_quiet_time() {
+    let listener = tcp_listener("127.0.0.1:0");
+    let addr = listener.local_addr().unwrap();
+    let mut portico = start_on(&listener, &["--exit-idle-after", "2s", "--keep-alive-timeout", "30s"]);
+
+    // An open connection keeps it alive past the idle time.
+    let mut held = connect(addr);
+    write!(held, "GET /healthz HTTP/1.1\r\nHost: device\r\n\r\n").unwrap();
+    let mut buf = [0u8; 512];
+    assert!(held.read(&mut buf).unwrap() > 0);
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(portico.is_running(), "exited while a connection was open");
+
+    drop(held);
+    let closed = Instant::now();
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(portico.is_running(), "exited 1 s after the last connection closed; the idle time is 2 s");
+    assert_eq!(portico.wait_exit(PATIENCE).code(), Some(0));
+    assert!(closed.elapsed() >= Duration::from_secs(2));
+
+    // As systemd would on the next connection: a new instance takes the same socket.
+    let _next = start_on(&listener, &[]);
+    assert_eq!(get(addr, "/healthz").status, 200);
+}
+
+/// Polls `done` until it holds, failing the test if it never does.
+fn wait_until(mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + PATIENCE;
+    while !done() {
+        assert!(Instant::now() < deadline, "condition not reached within {PATIENCE:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
