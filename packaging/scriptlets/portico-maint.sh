@@ -40,8 +40,6 @@
 # (enable/disable under that root); nothing is started in the build host. Where systemd is
 # not PID 1 (a chroot, an image build, another init) units are not started or stopped either.
 
-portico_units="portico.socket portico.service"
-
 # Runs systemctl, and says so; a failure is reported but does not fail the package step:
 # a half-configured package is worse for a device than a unit that needs a look.
 portico_systemctl() {
@@ -78,14 +76,13 @@ portico_step() {
             ;;
         remove)
             if $live; then
-                # shellcheck disable=SC2086 # two unit names
-                portico_systemctl stop $portico_units
+                portico_systemctl stop portico.socket portico.service
             fi
             if [ -n "$root" ]; then
-                portico_systemctl --root="$root" disable portico.socket
+                portico_systemctl --root="$root" disable portico.socket portico.service
             else
-                portico_systemctl disable portico.socket
-                portico_systemctl --global disable portico.socket >/dev/null 2>&1 || true
+                portico_systemctl disable portico.socket portico.service
+                systemctl --global disable portico.socket >/dev/null 2>&1 || true
             fi
             ;;
         removed)

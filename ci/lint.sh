@@ -1,0 +1,145 @@
+#!/usr/bin/env bash
+# ci/lint.sh: static checks of the shell code and the Debian package, and an offline run of
+# the package's maintainer scripts.
+#   1. shellcheck (warnings and errors fail) over every shell script in ci/ and packaging/;
+#      the shared scriptlet also as POSIX sh, with dash -n.
+#   2. ci/build-deb.sh for each binary that ci/cross-build.sh left in target/<triple>/release/,
+#      then lintian (a warning or error fails; overrides are in packaging/debian/).
+#   3. dpkg --root into a scratch root: install, upgrade, downgrade, remove, purge, reinstall,
+#      checking what the scripts did to the units (enabled or not) and to state. Offline,
+#      dpkg sets DPKG_ROOT, so the scripts only enable/disable; the live half (start,
+#      try-restart under a stream of requests) is the QEMU upgrade test's (ci/qemu-test.sh).
+#      The rpm and opkg argument conventions are run the same way, with Yocto's $D.
+# Run ci/cross-build.sh first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# shellcheck source=ci/lib.sh
+. ci/lib.sh
+
+start=$(now_s)
+apt_install shellcheck lintian dash dpkg-dev binutils systemd
+passed=0 failed=0
+check() { # check NAME COMMAND...: one PASS/FAIL line
+    local name=$1
+    shift
+    if "$@"; then
+        echo "PASS $name"; passed=$((passed + 1))
+    else
+        echo "FAIL $name"; failed=$((failed + 1))
+    fi
+}
+
+# --- 1. shell
+scripts=()
+while IFS= read -r -d '' f; do
+    case $f in
+        *.sh) scripts+=("$f") ;;
+        *) head -n1 "$f" | grep -Eq '^#!.*\b(ba|da)?sh\b' && scripts+=("$f") ;;
+    esac
+done < <(find ci packaging -type f ! -name '*.py' -print0 | sort -z)
+check "shellcheck ${#scripts[@]} scripts in ci/ and packaging/" \
+    shellcheck -x -S warning -s bash "${scripts[@]}"
+check "shellcheck -s sh + dash -n packaging/scriptlets/portico-maint.sh" \
+    sh -c 'shellcheck -s sh packaging/scriptlets/portico-maint.sh && dash -n packaging/scriptlets/portico-maint.sh'
+
+# --- 2. packages
+version=$(sed -n 's/^version *= *"\(.*\)"/\1/p' Cargo.toml | head -1)
+out=target/deb/lint
+rm -rf "$out"
+debs=()
+for pair in aarch64-unknown-linux-gnu:arm64 armv7-unknown-linux-gnueabihf:armhf x86_64-unknown-linux-gnu:amd64; do
+    bin=target/${pair%:*}/release/portico
+    [ -x "$bin" ] || continue
+    debs+=("$(bash ci/build-deb.sh --binary "$bin" --arch "${pair#*:}" --version "$version" --out "$out")")
+done
+[ ${#debs[@]} -gt 0 ] || die "no binary in target/<triple>/release/: run ci/cross-build.sh first"
+lintian_as=()
+[ "$(id -u)" -ne 0 ] || lintian_as=(setpriv --reuid=nobody --regid=nogroup --clear-groups env HOME=/tmp)
+for deb in "${debs[@]}"; do
+    # Two runs: with --show-overrides, lintian fails on overridden warnings too.
+    ok=true
+    "${lintian_as[@]}" lintian --display-info --pedantic --tag-display-limit 0 \
+        --fail-on warning,pedantic "$deb" >"$out/lintian.log" 2>&1 || ok=false
+    tags=$(grep -cE '^[EWIPX]:' "$out/lintian.log" || true)
+    overridden=$("${lintian_as[@]}" lintian --show-overrides "$deb" 2>/dev/null | grep '^O:' |
+        cut -d' ' -f3 | sort -u | paste -sd' ' || true)
+    check "lintian ${deb##*/}: $tags tags; overridden (packaging/debian/lintian-overrides): $overridden" "$ok"
+    [ "$tags" -eq 0 ] || grep -E '^[EWIPX]:' "$out/lintian.log" | sed 's/^/    /'
+done
+
+# --- 3. maintainer scripts, offline
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/portico-dpkg.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+deb1=${debs[0]}
+arch=$(dpkg-deb -f "$deb1" Architecture)
+# A second version from the same binary: the scripts, not the binary, are under test here.
+dpkg-deb -x "$deb1" "$tmp/x"
+deb2=$(bash ci/build-deb.sh --binary "$tmp/x/usr/bin/portico" --arch "$arch" \
+    --version "$version+lint2" --out "$tmp")
+root=$tmp/root
+mkdir -p "$root/var/lib/dpkg/info" "$root/var/lib/dpkg/updates"
+touch "$root/var/lib/dpkg/status"
+dpkg_root() {
+    echo "## dpkg $*" >>"$tmp/dpkg.log"
+    dpkg --root="$root" --force-script-chrootless --force-depends --force-architecture "$@" \
+        >>"$tmp/dpkg.log" 2>&1
+}
+wants=$root/etc/systemd/system/sockets.target.wants/portico.socket
+enabled() { [ -L "$wants" ]; }
+state() { mkdir -p "$root/var/lib/private/portico" && touch "$root/var/lib/private/portico/x"; }
+installed_version() { dpkg-query --admindir="$root/var/lib/dpkg" -W -f='${Version}' portico 2>/dev/null; }
+
+t_install() { dpkg_root -i "$deb1" && enabled && [ -f "$root/etc/portico/portico.toml" ]; }
+t_upgrade() { dpkg_root -i "$deb2" && enabled && [ "$(installed_version)" = "$version+lint2" ]; }
+t_downgrade() { dpkg_root -i "$deb1" && enabled && [ "$(installed_version)" = "$version" ]; }
+t_remove() {
+    state && dpkg_root -r portico && ! enabled && [ ! -e "$root/usr/bin/portico" ] &&
+        [ -f "$root/etc/portico/portico.toml" ] && [ -d "$root/var/lib/private/portico" ]
+}
+t_purge() { dpkg_root -P portico && [ ! -e "$root/etc/portico" ] && [ ! -e "$root/var/lib/private/portico" ]; }
+t_reinstall() { dpkg_root -i "$deb1" && enabled; }
+check "dpkg -i v1 (install): portico.socket enabled, conffile in place" t_install
+check "dpkg -i v2 (upgrade): socket still enabled, nothing disabled" t_upgrade
+check "dpkg -i v1 (downgrade): socket still enabled" t_downgrade
+check "dpkg -r (remove): socket disabled, binary gone, conffile and state kept" t_remove
+check "dpkg -P (purge): conffile and state gone" t_purge
+check "dpkg -i v1 (reinstall): socket enabled again" t_reinstall
+# Offline, an upgrade must not have touched the units at all (no stop, no disable).
+check "upgrade and downgrade called no stop/disable" \
+    sh -c "! sed -n '/## dpkg -i .*lint2/,/## dpkg -r/p' '$tmp/dpkg.log' | grep -E 'systemctl.*(stop|disable)'"
+
+# The same file, called as Yocto's rpm and opkg scripts are (offline: $D is the image root).
+# As sh (dash on Debian), which is what runs them on a device.
+maint() {
+    echo "## portico_maint $*" >>"$tmp/dpkg.log"
+    D=$root sh -c '. packaging/scriptlets/portico-maint.sh && portico_maint "$@"' sh "$@" \
+        >>"$tmp/dpkg.log" 2>&1
+}
+t_rpm() {
+    # The package's files, without dpkg's database: rpm or opkg would have put them there.
+    dpkg_root -r portico && ! enabled && dpkg-deb -x "$deb1" "$root" &&
+        maint postinst 1 && enabled &&   # %post 1: install
+        maint postinst 2 && enabled &&   # new %post 2: upgrade
+        maint prerm 1 && enabled &&      # old %preun 1: upgrade, nothing
+        maint postrm 1 && enabled &&     # old %postun 1: nothing
+        maint prerm 0 && ! enabled &&    # %preun 0: erase
+        maint postrm 0
+}
+t_opkg() {
+    maint postinst configure && enabled &&    # install
+        maint prerm upgrade 9.9 && enabled && # old prerm on upgrade: nothing
+        maint postrm upgrade 9.9 && enabled &&
+        maint postinst configure && enabled && # new postinst: upgrade
+        maint prerm remove && ! enabled &&
+        state && maint postrm purge && [ ! -e "$root/var/lib/private/portico" ]
+}
+check "rpm conventions (\$1 counts): install enables, upgrade keeps, erase disables" t_rpm
+check "opkg conventions: upgrade keeps the socket, remove disables, purge clears state" t_opkg
+
+if [ "$failed" -gt 0 ]; then
+    echo "--- dpkg and scriptlet log:"
+    sed 's/^/    /' "$tmp/dpkg.log"
+fi
+echo "lint: $passed passed, $failed failed"
+echo "lint.sh wall time: $(elapsed "$start") s"
+[ "$failed" -eq 0 ]
