@@ -1,0 +1,49 @@
+################################################################################
+#
+# portico
+#
+################################################################################
+
+# Built from a pinned commit of the git repository this external tree sits in, fetched
+# with git rather than used as a local directory: Buildroot vendors the crates when it
+# downloads the source, and the build runs offline. A clone published elsewhere can point
+# PORTICO_SITE at its URL. To build a working tree, see PORTICO_OVERRIDE_SRCDIR in the README.
+PORTICO_VERSION = c0fa731154f7d07dae129e2c8c012be5b4a72a73
+PORTICO_SITE = file://$(BR2_EXTERNAL_PORTICO_PATH)/..
+PORTICO_SITE_METHOD = git
+PORTICO_LICENSE = MIT or Apache-2.0
+PORTICO_LICENSE_FILES = LICENSE
+# The crate is app/ in a Cargo workspace.
+PORTICO_SUBDIR = app
+# With PORTICO_OVERRIDE_SRCDIR, leave out the working tree's build output.
+PORTICO_OVERRIDE_SRCDIR_RSYNC_EXCLUSIONS = --exclude /target
+
+# Everything under rootfs-overlay/ is laid onto / as it is (the config file, so far).
+define PORTICO_INSTALL_ROOTFS_OVERLAY
+	cp -dR --preserve=mode $(@D)/rootfs-overlay/. $(TARGET_DIR)/
+endef
+PORTICO_POST_INSTALL_TARGET_HOOKS += PORTICO_INSTALL_ROOTFS_OVERLAY
+
+define PORTICO_INSTALL_INIT_SYSTEMD
+	$(INSTALL) -D -m 0644 -t $(TARGET_DIR)/usr/lib/systemd/system \
+		$(@D)/systemd/portico.socket $(@D)/systemd/portico.service
+	$(INSTALL) -D -m 0644 -t $(TARGET_DIR)/usr/lib/systemd/user \
+		$(@D)/systemd/user/portico.socket $(@D)/systemd/user/portico.service
+	$(INSTALL) -D -m 0644 $(PORTICO_PKGDIR)/50-portico.preset \
+		$(TARGET_DIR)/usr/lib/systemd/system-preset/50-portico.preset
+endef
+
+define PORTICO_INSTALL_INIT_SYSV
+	$(INSTALL) -D -m 0755 $(PORTICO_PKGDIR)/S50portico \
+		$(TARGET_DIR)/etc/init.d/S50portico
+endef
+
+# systemd runs the service with DynamicUser=yes: a static user is only for the init
+# scripts (and runit or daemontools), which start portico as root with --user portico.
+ifneq ($(BR2_INIT_SYSTEMD),y)
+define PORTICO_USERS
+	portico -1 portico -1 * - - - portico web server
+endef
+endif
+
+$(eval $(cargo-package))

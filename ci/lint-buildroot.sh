@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# CI checks of buildroot-external/ that need no Buildroot checkout (CI cannot fetch one):
+# shellcheck of the scripts, the package's pin and hashes against this repository, and a
+# run of the S50portico init script (ci/test-sysv-init.sh). check-package and defconfig
+# are checked by hand against a Buildroot tree; see the README.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. ci/lib.sh
+start=$(now_s)
+pkg=buildroot-external/package/portico
+
+apt_install shellcheck
+shellcheck -x "$pkg/S50portico" buildroot-external/board/*/*.sh docs/service/portico/run \
+    ci/lint-buildroot.sh ci/test-sysv-init.sh
+log "shellcheck: OK"
+
+mk_value() { sed -n "s/^$1 = //p" "$pkg/portico.mk"; }
+hash_of() { awk -v f="$1" '$1 == "sha256" && $3 == f { print $2 }' "$pkg/portico.hash"; }
+rev=$(mk_value PORTICO_VERSION)
+tarball="portico-$rev-git4-cargo6.tar.gz"
+[[ -n $(hash_of "$tarball") ]] ||
+    die "$pkg/portico.hash has no sha256 for $tarball: after changing PORTICO_VERSION, compute it (README, Buildroot section)"
+
+# The package builds the pinned commit, so its license files and the paths portico.mk
+# installs must be in that commit. A shallow clone may lack it: then only say so.
+if [[ $(git rev-parse --is-shallow-repository) == true ]] && ! git cat-file -e "$rev^{commit}" 2>/dev/null; then
+    log "shallow clone without $rev: pin and license checks skipped"
+else
+    git cat-file -e "$rev^{commit}" 2>/dev/null || die "PORTICO_VERSION $rev is not a commit of this repository"
+    for path in app/Cargo.toml Cargo.lock systemd/portico.socket systemd/portico.service \
+        systemd/user/portico.socket systemd/user/portico.service rootfs-overlay; do
+        git cat-file -e "$rev:$path" 2>/dev/null || die "$path, which portico.mk installs or builds, is not in $rev"
+    done
+    read -ra licenses <<<"$(mk_value PORTICO_LICENSE_FILES)"
+    ((${#licenses[@]})) || die "portico.mk lists no PORTICO_LICENSE_FILES"
+    for file in "${licenses[@]}"; do
+        want=$(hash_of "$file")
+        [[ -n $want ]] || die "$pkg/portico.hash has no sha256 for the license file $file"
+        got=$(git show "$rev:$file" | sha256sum | cut -d' ' -f1)
+        [[ $got == "$want" ]] || die "$file at $rev has sha256 $got, portico.hash says $want"
+    done
+    log "pin $rev: installed paths present, license hashes match (${licenses[*]})"
+fi
+
+bash ci/test-sysv-init.sh
+log "lint-buildroot: OK in $(elapsed "$start") s"

@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# Runs the Buildroot init script buildroot-external/package/portico/S50portico the way
+# BusyBox init does on a device, with BusyBox's own sh, start-stop-daemon, logger and
+# syslogd, in a throwaway root directory with a network namespace of its own (so port 80
+# is free): start (port 80 answers, served as user portico), restart (a new process,
+# still answering), stop (gone, PID file removed), and a refused start that says FAIL.
+# Needs root. PORTICO_BIN names the binary to run (default: a debug build).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. ci/lib.sh
+
+[[ $EUID -eq 0 ]] || die "needs root (chroot, mount and network namespaces)"
+apt_install busybox-static
+bin=${PORTICO_BIN:-}
+if [[ -z $bin ]]; then
+    cargo build --quiet --bin portico
+    bin=target/debug/portico
+fi
+
+root=$(mktemp -d /tmp/portico-sysv.XXXXXX)
+trap 'rm -rf "$root"' EXIT
+mkdir -p "$root"/{bin,usr/bin,etc/init.d,etc/default,var/run,var/log,proc,dev,tmp}
+cp /bin/busybox "$root/bin/"
+for applet in sh start-stop-daemon logger syslogd sleep echo rm cat; do
+    ln -s busybox "$root/bin/$applet"
+done
+install -m 0755 "$bin" "$root/usr/bin/portico"
+# The shared libraries of a dynamically linked portico, where the loader looks for them.
+for lib in $(ldd "$bin" | grep -o '/[^ ]*'); do
+    cp --parents -L "$lib" "$root"
+done
+install -m 0755 buildroot-external/package/portico/S50portico "$root/etc/init.d/"
+# As PORTICO_USERS creates it on the image.
+echo 'root:x:0:0:root:/root:/bin/sh' >"$root/etc/passwd"
+echo 'portico:x:999:999:portico web server:/:/bin/false' >>"$root/etc/passwd"
+printf 'root:x:0:\nportico:x:999:\n' >"$root/etc/group"
+mknod -m 0666 "$root/dev/null" c 1 3
+if [[ ! -e /proc/net/if_inet6 ]]; then
+    log "no IPv6 on this machine: listening on 0.0.0.0:80 only"
+    echo 'PORTICO_ARGS="--user portico --listen 0.0.0.0:80"' >"$root/etc/default/portico"
+fi
+
+# The rest runs inside the namespaces; $root and $1.. are handed over as arguments.
+unshare --mount --net --pid --fork --mount-proc -- bash -euo pipefail -s "$root" <<'INSIDE'
+root=$1
+. ci/lib.sh
+bb=/bin/busybox
+$bb ip link set lo up
+mount -t proc proc "$root/proc"
+# A hung script fails the test instead of the CI run.
+in_root() { timeout 60 chroot "$root" "$@"; }
+# GET /healthz on port 80 answers 200 "ok" (bash's /dev/tcp: BusyBox's static wget crashes
+# on glibc hosts).
+health() {
+    local reply
+    exec 3<>/dev/tcp/127.0.0.1/80 || return 1
+    printf 'GET /healthz HTTP/1.0\r\nHost: device\r\n\r\n' >&3
+    reply=$(timeout 5 cat <&3) || true
+    exec 3<&-
+    [[ $reply == HTTP/1.[01]" 200 "*$'\r\n\r\nok'* ]]
+}
+pid() { cat "$root/var/run/portico.pid"; }
+uid_of() { awk '/^Uid:/ { print $2 }' "/proc/$1/status"; }
+
+in_root syslogd -O /var/log/messages
+out=$(in_root sh /etc/init.d/S50portico start)
+[[ $out == "Starting portico: OK" ]] || die "start said: $out"
+first=$(pid)
+health || die "/healthz did not answer ok after start: $(cat "$root/var/log/messages")"
+[[ $(uid_of "$first") == 999 ]] || die "portico runs as uid $(uid_of "$first"), not portico (999)"
+log "start: OK, pid $first, uid 999, /healthz ok"
+
+out=$(in_root sh /etc/init.d/S50portico restart)
+second=$(pid)
+[[ $second != "$first" ]] || die "restart kept the old process $first"
+[[ ! -e /proc/$first ]] || die "the old process $first is still running after restart"
+health || die "/healthz did not answer ok after restart ($out)"
+log "restart: OK, pid $first -> $second, /healthz ok"
+
+out=$(in_root sh /etc/init.d/S50portico stop)
+[[ $out == "Stopping portico: OK" ]] || die "stop said: $out"
+[[ ! -e /proc/$second && ! -e $root/var/run/portico.pid ]] || die "stop left portico or its PID file"
+! health 2>/dev/null || die "port 80 still answers after stop"
+log "stop: OK, process and PID file gone"
+
+# Without --user, as root: portico refuses, and the script must say so, not OK.
+echo 'PORTICO_ARGS="--listen 127.0.0.1:80"' >"$root/etc/default/portico"
+out=$(in_root sh /etc/init.d/S50portico start) && die "a refused start returned 0: $out"
+[[ $out == "Starting portico: FAIL"* ]] || die "a refused start said: $out"
+grep -q 'portico.*refusing to serve as root' "$root/var/log/messages" ||
+    die "portico's error did not reach the syslog: $(cat "$root/var/log/messages")"
+log "refused start: FAIL, and the reason is in the syslog"
+INSIDE
