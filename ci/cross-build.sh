@@ -118,9 +118,10 @@ build() {
     upper=$(echo "$t" | tr 'a-z-' 'A-Z_')
     local cargo=cargo
     if [ -n "$GNU" ]; then
-        # Debian's cargo + rustc: rustup's rustc cannot use Debian's std (E0514).
+        # Debian's cargo + rustc: rustup's rustc cannot use Debian's std (E0514). The
+        # linker ($GNU-gcc) is set in .cargo/config.toml.
         cargo=/usr/bin/cargo
-        env+=(RUSTC=/usr/bin/rustc "CARGO_TARGET_${upper}_LINKER=$GNU-gcc")
+        env+=(RUSTC=/usr/bin/rustc)
         if [ "$DEBARCH" = armhf ]; then
             local sysroot
             sysroot=$(armhf_std)
