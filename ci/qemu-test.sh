@@ -1,0 +1,463 @@
+#!/usr/bin/env bash
+# Boot test and field-upgrade test of a real portico appliance image in QEMU (issues 3 and 4).
+#
+#   ci/qemu-test.sh [aarch64|x86_64]      (aarch64 by default; run as root on Debian 12)
+#
+# Builds portico v1 and v2 (real builds that differ only in PORTICO_VERSION), packages both
+# as .debs, builds a minimal Debian bookworm rootfs with mmdebstrap (cached under
+# target/qemu/), installs v1 into it by installing the .deb, boots it under QEMU with only
+# guest port 80 (and a test control port) forwarded to 127.0.0.1, and runs the checks: each
+# prints PASS:/FAIL:, the last line is "N passed, N failed", the exit code is non-zero on
+# any failure. The serial console log is kept under target/qemu/ when something fails.
+#
+# Environment: QEMU_TEST_TIMEOUT (seconds for the whole run, default 2700),
+# QEMU_TEST_KEEP=1 keeps the work dir and console log even on success.
+set -euo pipefail
+shopt -s inherit_errexit
+
+ARCH=${1:-aarch64}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=ci/lib.sh
+source "$ROOT/ci/lib.sh"
+
+# The whole run is bounded: re-exec under timeout(1), which signals our whole process group
+# (QEMU included) when time is up; the EXIT trap below then still cleans up.
+if [[ -z ${QEMU_TEST_UNDER_TIMEOUT:-} ]]; then
+    export QEMU_TEST_UNDER_TIMEOUT=1
+    exec timeout -k 20 "${QEMU_TEST_TIMEOUT:-2700}" bash "$0" "$@"
+fi
+
+case $ARCH in
+aarch64)
+    DEBARCH=arm64 TRIPLE=aarch64-unknown-linux-gnu KFLAVOUR=arm64 CONSOLE=ttyAMA0
+    QEMU=(qemu-system-aarch64 -M virt -cpu max,pauth=off) QEMU_PKG=qemu-system-arm ;;
+x86_64)
+    DEBARCH=amd64 TRIPLE=x86_64-unknown-linux-gnu KFLAVOUR=amd64 CONSOLE=ttyS0
+    QEMU=(qemu-system-x86_64 -M q35 -cpu max) QEMU_PKG=qemu-system-x86 ;;
+*) echo "usage: $0 [aarch64|x86_64]" >&2; exit 2 ;;
+esac
+[[ $(id -u) == 0 ]] || { echo "qemu-test: run as root (mmdebstrap --mode=root, chroot)" >&2; exit 2; }
+
+T0=$(now_s)
+CACHE=$ROOT/target/qemu
+WORK=$CACHE/run-$ARCH
+mkdir -p "$CACHE"
+
+# ---------------------------------------------------------------------------------------
+# Host tools
+apt_install "$QEMU_PKG" qemu-system-data ipxe-qemu mmdebstrap eatmydata arch-test kmod cpio \
+    zstd xz-utils e2fsprogs curl socat jq python3
+[[ $DEBARCH == amd64 ]] || ensure_binfmt
+
+# ---------------------------------------------------------------------------------------
+# Base rootfs: cached as a tarball keyed by everything that goes into it, because building an
+# arm64 rootfs under qemu-user takes minutes. portico is not in it: it is installed from the
+# .deb into a fresh copy on every run.
+mirror_uri() { # first deb822 URI on the host naming $1 (the host's own mirror)
+    grep -h '^URIs:' /etc/apt/sources.list.d/*.sources 2>/dev/null | awk '{print $2}' \
+        | grep -E "$1" | head -n1
+}
+MIRROR=$(mirror_uri '/debian/?$'); MIRROR=${MIRROR:-http://deb.debian.org/debian}
+SECMIRROR=$(mirror_uri 'debian-security'); SECMIRROR=${SECMIRROR:-http://deb.debian.org/debian-security}
+BASE_PKGS=systemd-sysv,udev,kmod,procps,apt
+MMDEBSTRAP=(mmdebstrap --mode=root --variant=minbase --arch="$DEBARCH" --include="$BASE_PKGS"
+    --hook-dir=/usr/share/mmdebstrap/hooks/merged-usr --hook-dir=/usr/share/mmdebstrap/hooks/eatmydata
+    --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/doc/*'
+    --dpkgopt='path-include=/usr/share/doc/*/copyright' --dpkgopt='path-exclude=/usr/share/locale/*'
+    --dpkgopt='path-exclude=/usr/share/info/*' --dpkgopt='path-exclude=/usr/lib/udev/hwdb.d/*'
+    --aptopt='Acquire::Languages "none"'
+    # The kernel and busybox (for the initrd) are fetched with the rootfs's own apt config, so
+    # the host needs no foreign architecture; they are kept next to the tarball.
+    --customize-hook='cd "$1/.." && export APT_CONFIG=$MMDEBSTRAP_APT_CONFIG && k=$(apt-cache depends linux-image-'"$KFLAVOUR"' | awk "/Depends: linux-image-[0-9]/ {print \$2}") && apt-get download -q $k busybox-static'
+    bookworm)
+BASE_KEY=$(printf '%s\n' "${MMDEBSTRAP[@]}" "$MIRROR" "$SECMIRROR" | sha256sum | cut -c1-16)
+BASE=$CACHE/base-$DEBARCH-$BASE_KEY
+
+build_base() {
+    local t0 tmp=$BASE.tmp
+    t0=$(now_s)
+    echo "qemu-test: building the $DEBARCH base rootfs (cached as $BASE; minutes under qemu-user)"
+    rm -rf "$tmp"; mkdir -p "$tmp/debs"
+    # The hook downloads into the parent of the rootfs dir, so the rootfs dir is inside debs/.
+    "${MMDEBSTRAP[@]}" "$tmp/debs/rootfs" \
+        "deb $MIRROR bookworm main" "deb $MIRROR bookworm-updates main" \
+        "deb $SECMIRROR bookworm-security main" >"$tmp/mmdebstrap.log" 2>&1 \
+        || { tail -n 30 "$tmp/mmdebstrap.log" >&2; echo "qemu-test: mmdebstrap failed (log: $tmp/mmdebstrap.log)" >&2; exit 1; }
+    tar -C "$tmp/debs/rootfs" --numeric-owner --xattrs -cf "$tmp/rootfs.tar" .
+    rm -rf "$tmp/debs/rootfs"
+    mv "$tmp" "$BASE"
+    echo "qemu-test: base rootfs built in $(elapsed "$t0") s"
+}
+[[ -f $BASE/rootfs.tar ]] || build_base
+T_BASE=$(elapsed "$T0")
+
+# ---------------------------------------------------------------------------------------
+# portico v1 and v2: real release builds that differ only in the version they report, each
+# packaged as a .deb by the project's own packaging script.
+PKGVER=$(sed -n '/^\[workspace.package\]/,/^\[/ s/^version *= *"\(.*\)"/\1/p' "$ROOT/Cargo.toml")
+V1=$PKGVER-v1-test V2=$PKGVER-v2-test
+DEBS=$CACHE/debs-$ARCH
+mkdir -p "$DEBS"
+build_version() { # VERSION -> prints the .deb's path
+    local v=$1 bin=$DEBS/portico-$1
+    # Its own smoke test is skipped: this whole script is a bigger one.
+    PORTICO_VERSION=$v bash "$ROOT/ci/cross-build.sh" --no-smoke "$TRIPLE" >&2
+    cp "$ROOT/target/$TRIPLE/release/portico" "$bin"
+    bash "$ROOT/ci/build-deb.sh" --binary "$bin" --arch "$DEBARCH" --version "$v" --out "$DEBS" | tail -n1
+}
+T1=$(now_s)
+DEB1=$(build_version "$V1"); DEB2=$(build_version "$V2")
+[[ -f $DEB1 && -f $DEB2 ]] || { echo "qemu-test: ci/build-deb.sh printed no .deb path ($DEB1, $DEB2)" >&2; exit 1; }
+T_BUILD=$(elapsed "$T1")
+
+# ---------------------------------------------------------------------------------------
+# Image: a fresh copy of the base rootfs, the kernel's virtio/ext4 module closure, the test
+# scaffolding (ci/qemu/guest: network, control channel, readiness line), portico v1 installed
+# by dpkg from its .deb (its postinst enables the socket, as on a device), and both .debs.
+T2=$(now_s)
+KDIR=$BASE/kernel
+if [[ ! -d $KDIR/boot ]]; then
+    rm -rf "$KDIR" "$BASE/busybox"
+    dpkg-deb -x "$(ls "$BASE"/debs/linux-image-*.deb)" "$KDIR.tmp"
+    dpkg-deb -x "$(ls "$BASE"/debs/busybox-static_*.deb)" "$BASE/busybox"
+    depmod -b "$KDIR.tmp" "$(ls "$KDIR.tmp/lib/modules")"
+    mv "$KDIR.tmp" "$KDIR"
+fi
+KVER=$(ls "$KDIR/lib/modules")
+mods_closure() { # MODULE... -> .ko paths (relative to the module dir), dependencies first
+    local m
+    for m in "$@"; do modprobe -d "$KDIR" -S "$KVER" --show-depends "$m"; done \
+        | awk '$1 == "insmod" {print $2}' | sed "s|^.*/lib/modules/$KVER/||" | awk '!seen[$0]++'
+}
+
+rm -rf "$WORK"; mkdir -p "$WORK/rootfs" "$WORK/initrd/mods"
+R=$WORK/rootfs
+tar -C "$R" --numeric-owner --xattrs -xpf "$BASE/rootfs.tar"
+while read -r m; do
+    install -D -m 644 "$KDIR/lib/modules/$KVER/$m" "$R/usr/lib/modules/$KVER/$m"
+done < <(mods_closure virtio_pci virtio_net virtio_blk virtio_rng virtio_console \
+    9pnet_virtio 9p ext4 autofs4 crc32c_generic)
+for f in modules.order modules.builtin modules.builtin.modinfo; do
+    [[ ! -f $KDIR/lib/modules/$KVER/$f ]] || cp "$KDIR/lib/modules/$KVER/$f" "$R/usr/lib/modules/$KVER/"
+done
+depmod -b "$R" "$KVER"
+
+cp -r "$ROOT/ci/qemu/guest/." "$R/"
+systemctl --root="$R" enable -q systemd-networkd.service qemu-test-ctl.socket qemu-test-ready.service
+# What a throwaway VM doesn't need, to cut boot time (portico's own units are untouched).
+systemctl --root="$R" mask -q apt-daily.timer apt-daily-upgrade.timer dpkg-db-backup.timer \
+    e2scrub_all.timer e2scrub_reap.service fstrim.timer getty.target \
+    systemd-networkd-wait-online.service
+od -An -N16 -tx1 /dev/urandom | tr -d ' \n' >"$R/etc/machine-id"; echo >>"$R/etc/machine-id"
+echo portico-qemu-test >"$R/etc/hostname"
+
+mkdir -p "$R/root/debs"
+cp "$DEB1" "$R/root/debs/v1.deb"; cp "$DEB2" "$R/root/debs/v2.deb"
+chroot "$R" dpkg -i /root/debs/v1.deb >"$WORK/dpkg-v1.log" 2>&1 \
+    || { cat "$WORK/dpkg-v1.log" >&2; echo "qemu-test: installing v1.deb into the image failed" >&2; exit 1; }
+mkfs.ext4 -q -F -L root -d "$R" "$WORK/disk.img" 1G >/dev/null
+
+# Tiny busybox initrd: load the modules to reach /dev/vda, mount it, switch_root to systemd.
+cp "$BASE/busybox/bin/busybox" "$WORK/initrd/busybox"
+mods_closure virtio_pci virtio_blk crc32c_generic ext4 | while read -r m; do
+    cp "$KDIR/lib/modules/$KVER/$m" "$WORK/initrd/mods/"; echo "${m##*/}"
+done >"$WORK/initrd/mods/order"
+cat >"$WORK/initrd/init" <<'EOF'
+#!/busybox sh
+/busybox mkdir -p /bin /proc /dev /newroot
+/busybox mount -t proc proc /proc && /busybox --install -s /bin
+export PATH=/bin
+mount -t devtmpfs dev /dev
+for m in $(cat /mods/order); do insmod "/mods/$m"; done
+for i in $(seq 100); do [ -b /dev/vda ] && break; sleep 0.1; done
+mount -t ext4 -o rw /dev/vda /newroot || { echo "initrd: cannot mount /dev/vda"; exec sh; }
+umount /proc; mount --move /dev /newroot/dev
+exec switch_root /newroot /sbin/init
+EOF
+chmod +x "$WORK/initrd/init"
+(cd "$WORK/initrd" && find . | cpio -o -H newc --quiet | gzip -1) >"$WORK/initrd.gz"
+rm -rf "$R"
+T_IMAGE=$(elapsed "$T2")
+
+# ---------------------------------------------------------------------------------------
+# Boot. From here on every outcome is a PASS:/FAIL: line.
+NPASS=0 NFAIL=0 QEMU_PID= LOAD_PID=
+pass() { echo "PASS: $*"; NPASS=$((NPASS + 1)); }
+fail() { echo "FAIL: $*"; NFAIL=$((NFAIL + 1)); }
+cleanup() {
+    local rc=$?
+    [[ -n $LOAD_PID ]] && kill "$LOAD_PID" 2>/dev/null
+    if [[ -n $QEMU_PID ]] && kill -0 "$QEMU_PID" 2>/dev/null; then
+        kill "$QEMU_PID" 2>/dev/null; sleep 1; kill -9 "$QEMU_PID" 2>/dev/null
+    fi
+    if ((rc != 0 || NFAIL != 0)) || [[ -n ${QEMU_TEST_KEEP:-} ]]; then
+        if [[ -f $WORK/console.log ]]; then
+            local keep
+            keep=$CACHE/console-$ARCH-$(date -u +%Y%m%dT%H%M%SZ).log
+            cp "$WORK/console.log" "$keep"
+            echo "qemu-test: serial console log kept in $keep"
+        fi
+    else
+        rm -rf "$WORK"
+    fi
+}
+trap cleanup EXIT
+trap 'echo "qemu-test: line $LINENO: unexpected failure of: $BASH_COMMAND" >&2' ERR
+trap 'echo "qemu-test: interrupted or out of time (QEMU_TEST_TIMEOUT)" >&2; exit 124' INT TERM
+
+read -r HTTP_PORT CTL_PORT < <(python3 -c '
+import socket
+ss = [socket.socket() for _ in range(2)]
+for s in ss: s.bind(("127.0.0.1", 0))
+print(*(s.getsockname()[1] for s in ss))')
+URL=http://127.0.0.1:$HTTP_PORT
+
+T_QEMU=$(now_s)
+"${QEMU[@]}" -smp 2 -m 1024 -nodefaults -no-user-config -display none \
+    -serial "file:$WORK/console.log" \
+    -kernel "$KDIR/boot/vmlinuz-$KVER" -initrd "$WORK/initrd.gz" \
+    -append "console=$CONSOLE panic=-1 quiet TERM=dumb systemd.journald.forward_to_console=1" \
+    -drive "file=$WORK/disk.img,format=raw,if=none,id=hd0,cache=unsafe" -device virtio-blk-pci,drive=hd0 \
+    -netdev "user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:$HTTP_PORT-:80,hostfwd=tcp:127.0.0.1:$CTL_PORT-:2222" \
+    -device virtio-net-pci,netdev=n0,romfile= -device virtio-rng-pci &
+QEMU_PID=$!
+
+wait_ready() { # N TIMEOUT: until the Nth readiness line of the guest is on the console
+    local deadline=$((SECONDS + $2))
+    local n
+    while n=$(grep -c 'QEMU-TEST-READY ' "$WORK/console.log" 2>/dev/null || true); ((${n:-0} < $1)); do
+        kill -0 "$QEMU_PID" 2>/dev/null || { echo "qemu-test: QEMU exited" >&2; return 1; }
+        ((SECONDS < deadline)) || { echo "qemu-test: guest not ready after $2 s" >&2; return 1; }
+        sleep 0.2
+    done
+}
+# guest CMD [TIMEOUT]: run CMD as root in the guest; its output on stdout, its exit code.
+guest() {
+    local out rc
+    # The exit code goes on a line of its own, even after output with no final newline.
+    out=$(printf '{ %s\n} </dev/null 2>&1; printf "\\n@@rc=%%s\\n" $?\n' "$1" \
+        | timeout "${2:-120}" socat -t "${2:-120}" - "TCP:127.0.0.1:$CTL_PORT") || true
+    rc=$(sed -n 's/^@@rc=//p' <<<"$out")
+    sed '/^@@rc=/d' <<<"$out"
+    return "${rc:-255}"
+}
+status() { curl -s -o /dev/null -w '%{http_code}' --max-time 10 "$URL$1" || true; }
+api() { curl -s --max-time 10 "$URL/api/status" | jq -r "$1" 2>/dev/null || true; }
+prop() { guest "systemctl show -p $2 --value $1" || true; } # UNIT PROPERTY
+# prop_us UNIT PROPERTY: a time span property (systemctl shows "30s", "1min 30s") in µs
+prop_us() { guest "systemd-analyze timespan \"\$(systemctl show -p $2 --value $1)\" | awk '/μs:/ {print \$2}'" || true; }
+mainpid() { prop portico.service MainPID; }
+wait_200() { # TIMEOUT: until /healthz answers 200
+    local deadline=$((SECONDS + $1))
+    until [[ $(status /healthz) == 200 ]]; do ((SECONDS < deadline)) || return 1; sleep 0.2; done
+}
+# Load in the background around a guest command: load_start; ...; load_stop -> $LOAD (JSON)
+load_start() {
+    rm -f "$WORK/load.stop"
+    python3 "$ROOT/ci/qemu/load.py" "$HTTP_PORT" "$WORK/load.stop" 600 >"$WORK/load.json" &
+    LOAD_PID=$!
+    sleep 1.5 # some requests before the event under test
+}
+load_stop() {
+    sleep 1.5 # and some after
+    touch "$WORK/load.stop"; wait "$LOAD_PID" || true; LOAD_PID=
+    LOAD=$(cat "$WORK/load.json")
+}
+load_summary() { jq -r '"\(.requests) requests, \(.failed) failed, longest stall \(.longest_stall_ms) ms" + (if .failed > 0 then " (\(.errors | join("; ")))" else "" end)' <<<"$LOAD"; }
+load_clean() { [[ $(jq '.failed == 0 and .ok > 0' <<<"$LOAD") == true ]]; }
+socket_since() { guest "journalctl -q -o cat --after-cursor='$1' -u portico.socket" || true; } # journal lines
+cursor() { guest "journalctl -q -n 0 --show-cursor | sed -n 's/^-- cursor: //p'" || true; }
+
+if ! wait_ready 1 600; then
+    fail "1. boot: the guest never reported its network up"
+    tail -n 40 "$WORK/console.log" >&2 || true
+    echo "$NPASS passed, $NFAIL failed"; exit 1
+fi
+T_READY=$(elapsed "$T_QEMU")
+
+# 1. HTTP 200 on port 80 after boot, no manual step.
+if wait_200 60; then
+    T_FIRST200=$(elapsed "$T_QEMU")
+    s_root=$(status /); body=$(curl -s --max-time 10 "$URL/healthz")
+    if [[ $s_root == 200 && $body == ok ]]; then
+        pass "1. HTTP 200 on guest port 80 after boot with no manual step (/, /healthz = ok)"
+    else
+        fail "1. after boot: / gave $s_root, /healthz body '$body'"
+    fi
+else
+    T_FIRST200=never; fail "1. no HTTP 200 on guest port 80 within 60 s of the guest network coming up"
+fi
+
+# 2. Not root: the API's uid/gid and the guest's process table.
+a_uid=$(api .process.uid); a_gid=$(api .process.gid)
+ps_out=$(guest "ps -o uid=,gid=,user=,pid=,args= -C portico" || true)
+ps_root=$(awk '$1 == 0 || $2 == 0' <<<"$ps_out")
+if [[ $a_uid =~ ^[0-9]+$ && $a_gid =~ ^[0-9]+$ && $a_uid != 0 && $a_gid != 0 && -n $ps_out && -z $ps_root ]] \
+    && awk -v u="$a_uid" '$1 != u {exit 1}' <<<"$ps_out"; then
+    pass "2. serving process is not root: API uid=$a_uid gid=$a_gid; ps: $(echo $ps_out)"
+else
+    fail "2. root check: API uid='$a_uid' gid='$a_gid'; ps: '$ps_out'"
+fi
+
+# 3. Sockets from systemd (API), and READY reached (Type=notify is only active after READY=1).
+mode=$(api .activation.mode); nlist=$(api '.activation.listeners | length')
+svc=$(guest "systemctl show -p Type -p ActiveState -p SubState portico.service | sort | tr '\n' ' '")
+if [[ $mode == systemd && $nlist -ge 1 && $svc == *ActiveState=active* && $svc == *Type=notify* ]]; then
+    pass "3. sockets came from systemd (activation.mode=systemd, $nlist listener(s)); service READY ($svc)"
+else
+    fail "3. activation.mode='$mode' listeners='$nlist'; service: $svc"
+fi
+
+# Timings of this first boot.
+guest "systemctl is-system-running --wait" 120 >/dev/null || true
+echo "TIME: QEMU start to guest network up: ${T_READY} s; to first HTTP 200: ${T_FIRST200} s"
+echo "TIME: $(guest 'systemd-analyze time' | head -n1)"
+s_up=$(prop portico.socket ActiveEnterTimestampMonotonic)
+v_start=$(prop portico.service InactiveExitTimestampMonotonic)
+v_ready=$(prop portico.service ActiveEnterTimestampMonotonic)
+awk -v s="$s_up" -v a="$v_start" -v r="$v_ready" 'BEGIN {
+    printf "TIME: portico.socket listening at %.2f s after boot; service started (first connection) at %.2f s; READY at %.2f s\n", s/1e6, a/1e6, r/1e6
+    printf "TIME: socket start to READY: %.2f s, of which service start to READY: %.0f ms\n", (r-s)/1e6, (r-a)/1e3 }'
+chain=$(guest "systemd-analyze critical-chain --no-pager" || true)
+echo "CRITICAL-CHAIN (default target):"; sed 's/^/    /' <<<"$chain"
+if grep -q portico <<<"$chain"; then
+    echo "CRITICAL-CHAIN: portico IS on the boot critical path"
+else
+    echo "CRITICAL-CHAIN: portico is off the boot critical path; its own chain:"
+    guest "systemd-analyze critical-chain --no-pager portico.socket" | sed 's/^/    /' || true
+fi
+
+# 4. Restart of the service during a steady stream of requests loses none.
+pid0=$(mainpid)
+load_start
+guest "systemctl restart portico.service" >/dev/null && rrc=0 || rrc=$?
+load_stop
+pid1=$(mainpid)
+if ((rrc == 0)) && load_clean && [[ $pid1 != "$pid0" && $pid1 != 0 ]]; then
+    pass "4. systemctl restart portico.service under load: $(load_summary) (pid $pid0 -> $pid1)"
+else
+    fail "4. restart under load (rc $rrc, pid $pid0 -> $pid1): $(load_summary)"
+fi
+
+# 5. kill -9: systemd itself restarts it (no request is sent until it has), the socket stays.
+sock_t0=$(prop portico.socket ActiveEnterTimestampMonotonic)
+nr0=$(prop portico.service NRestarts); pid0=$(mainpid)
+guest "kill -9 $pid0" >/dev/null || true
+deadline=$((SECONDS + 60)); pid1=$pid0
+while ((SECONDS < deadline)); do
+    pid1=$(mainpid); [[ $pid1 != "$pid0" && $pid1 != 0 ]] && break; sleep 0.5
+done
+nr1=$(prop portico.service NRestarts)
+okn=0; for _ in 1 2 3 4 5; do [[ $(status /healthz) == 200 ]] && okn=$((okn + 1)); done
+sock=$(prop portico.socket ActiveState); sock_t1=$(prop portico.socket ActiveEnterTimestampMonotonic)
+if [[ $pid1 != "$pid0" && $pid1 != 0 && $nr1 -gt $nr0 && $sock == active && $sock_t1 == "$sock_t0" && $okn == 5 ]]; then
+    pass "5. kill -9: systemd restarted it (pid $pid0 -> $pid1, NRestarts $nr0 -> $nr1), socket stayed active, 5/5 requests OK"
+else
+    fail "5. kill -9: pid $pid0 -> $pid1, NRestarts $nr0 -> $nr1, socket $sock (entered $sock_t0 -> $sock_t1), $okn/5 requests OK"
+fi
+
+# 6. A hang (SIGSTOP): the watchdog restarts it within WatchdogSec plus margin.
+wd_us=$(prop_us portico.service WatchdogUSec)
+restart_us=$(prop_us portico.service RestartUSec)
+pid0=$(mainpid); c0=$(cursor)
+guest "kill -STOP $pid0" >/dev/null || true; t_stop=$(now_s)
+# margin: RestartSec, the SIGABRT->exit path and this slow TCG guest's restart
+limit=$(awk -v w="$wd_us" -v r="$restart_us" 'BEGIN { printf "%d", w/1e6 + r/1e6 + 15 }')
+deadline=$((SECONDS + limit + 30)); pid1=$pid0
+while ((SECONDS < deadline)); do
+    pid1=$(mainpid); [[ $pid1 != "$pid0" && $pid1 != 0 ]] && break; sleep 0.5
+done
+t_hang=$(elapsed "$t_stop")
+wdlog=$(guest "journalctl -q -o cat --after-cursor='$c0' -u portico.service | grep -i watchdog | head -n1" || true)
+if [[ $wd_us =~ ^[0-9]+$ && $wd_us -gt 0 && $pid1 != "$pid0" && $pid1 != 0 ]] \
+    && awk -v t="$t_hang" -v l="$limit" 'BEGIN { exit !(t <= l) }' && wait_200 30; then
+    pass "6. SIGSTOP hang: watchdog restarted it after ${t_hang} s (WatchdogSec $((wd_us / 1000000)) s, limit $limit s; journal: ${wdlog:-none}); serving again"
+else
+    fail "6. SIGSTOP hang: WatchdogUSec=$wd_us, pid $pid0 -> $pid1 after ${t_hang} s (limit $limit s); journal: ${wdlog:-no watchdog line}"
+    guest "kill -CONT $pid0" >/dev/null 2>&1 || true
+fi
+
+# ---------------------------------------------------------------------------------------
+# Upgrade test (issue 4): the package manager replaces portico while requests flow.
+# upgrade_step NAME APT-COMMAND EXPECTED-VERSION
+upgrade_step() {
+    local name=$1 cmd=$2 want=$3 before c st0 st1 out arc socklog after
+    before=$(api .portico.version); c=$(cursor); st0=$(prop portico.socket ActiveEnterTimestampMonotonic)
+    load_start
+    out=$(guest "$cmd" 300) && arc=0 || arc=$?
+    load_stop
+    after=$(api .portico.version); st1=$(prop portico.socket ActiveEnterTimestampMonotonic)
+    socklog=$(socket_since "$c")
+    if ((arc == 0)) && load_clean; then
+        pass "$name: '$cmd' under load: $(load_summary)"
+    else
+        fail "$name: '$cmd' (exit $arc) under load: $(load_summary)"; tail -n 15 <<<"$out" | sed 's/^/    /'
+    fi
+    echo "TIME: $name: longest stall $(jq -r .longest_stall_ms <<<"$LOAD") ms, max request latency $(jq -r .max_latency_ms <<<"$LOAD") ms"
+    if [[ $after == "$want" && $before != "$want" ]]; then
+        pass "$name: /api/status version $before -> $after"
+    else
+        fail "$name: /api/status version $before -> '$after', expected $want"
+    fi
+    if [[ -z $socklog && $st0 == "$st1" && $(prop portico.socket ActiveState) == active ]]; then
+        pass "$name: portico.socket never left the active state (no journal entry, entered at $st0 µs)"
+    else
+        fail "$name: portico.socket changed state (entered $st0 -> $st1 µs); journal: $(echo $socklog)"
+    fi
+}
+v=$(api .portico.version)
+if [[ $v == "$V1" ]]; then pass "upgrade: booted with v1 installed (version $v)"; else fail "upgrade: booted version '$v', expected $V1"; fi
+upgrade_step "upgrade v1->v2" "apt-get install -y /root/debs/v2.deb" "$V2"
+upgrade_step "downgrade v2->v1" "apt-get install -y --allow-downgrades /root/debs/v1.deb" "$V1"
+
+# Remove: stopped, nothing listening, no process; the conffile stays until purge.
+out=$(guest "apt-get remove -y portico" 300) && arc=0 || arc=$?
+left=$(guest "pgrep -a -x portico; systemctl is-active portico.socket portico.service; \
+    if timeout 3 bash -c ': </dev/tcp/127.0.0.1/80' 2>/dev/null; then echo port-80-open; fi" || true)
+h=$(status /healthz)
+if ((arc == 0)) && [[ $(echo $left) == "inactive inactive" && $h != 200 ]]; then
+    pass "remove: apt-get remove: port 80 closed in the guest, host gets no 200 ($h), no portico process, units inactive"
+else
+    fail "remove: apt-get remove (exit $arc): $(echo $left); host /healthz $h"; tail -n 15 <<<"$out" | sed 's/^/    /'
+fi
+# Purge: no package state, config or unit links left anywhere.
+out=$(guest "apt-get purge -y portico" 300) && arc=0 || arc=$?
+left=$(guest "dpkg-query -W -f='\${db:Status-Status}\n' portico 2>/dev/null; \
+    ls -d /etc/portico /var/lib/portico /var/lib/private/portico /var/cache/portico /var/cache/private/portico \
+        /var/log/portico /var/log/private/portico /run/portico 2>/dev/null; \
+    find /etc/systemd /usr/lib/systemd /var/lib/systemd -name 'portico*' 2>/dev/null" || true)
+if ((arc == 0)) && [[ -z $(grep -v '^not-installed$' <<<"$left") ]]; then
+    pass "purge: apt-get purge: no config, state, unit files or enable links left"
+else
+    fail "purge: apt-get purge (exit $arc) left: $(echo $left)"; tail -n 15 <<<"$out" | sed 's/^/    /'
+fi
+# Reinstall: the package enables and starts the socket by itself.
+out=$(guest "apt-get install -y /root/debs/v2.deb" 300) && arc=0 || arc=$?
+en=$(prop portico.socket UnitFileState)
+if ((arc == 0)) && wait_200 30 && [[ $(api .portico.version) == "$V2" && $en == enabled ]]; then
+    pass "reinstall: apt-get install v2 after purge: serves again ($V2), portico.socket $en"
+else
+    fail "reinstall: apt-get install (exit $arc): /healthz $(status /healthz), version '$(api .portico.version)', socket $en"
+    tail -n 15 <<<"$out" | sed 's/^/    /'
+fi
+
+# 7. After a reboot of the guest (the same VM) it serves again.
+guest "systemctl --no-block reboot" >/dev/null || true
+T_REBOOT=$(now_s)
+if wait_ready 2 600 && wait_200 60; then
+    t=$(elapsed "$T_REBOOT")
+    m=$(api .activation.mode); u=$(api .process.uid)
+    if [[ $m == systemd && $u != 0 && -n $u ]]; then
+        pass "7. after a reboot it serves again: first 200 ${t} s after 'systemctl reboot' (activation $m, uid $u)"
+    else
+        fail "7. after reboot: activation '$m', uid '$u'"
+    fi
+else
+    fail "7. after reboot: no HTTP 200 (see the console log)"
+fi
+
+guest "systemctl --no-block poweroff" >/dev/null || true
+for _ in $(seq 60); do kill -0 "$QEMU_PID" 2>/dev/null || break; sleep 0.5; done
+echo "TIME: qemu-test $ARCH: base rootfs ${T_BASE} s, v1+v2 builds and .debs ${T_BUILD} s, image ${T_IMAGE} s, VM and checks $(elapsed "$T_QEMU") s, total $(elapsed "$T0") s"
+echo "$NPASS passed, $NFAIL failed"
+((NFAIL == 0))
