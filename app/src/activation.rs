@@ -133,9 +133,8 @@ fn inherited() -> Result<Option<Vec<(Listener, SocketInfo)>>, ActivationError> {
             return Err(ActivationError::WrongPid { listen_pid });
         }
     }
-    let names: Option<Vec<String>> = std::env::var("LISTEN_FDNAMES")
-        .ok()
-        .map(|names| names.split(':').map(str::to_owned).collect());
+    let names: Option<Vec<String>> =
+        std::env::var("LISTEN_FDNAMES").ok().map(|names| names.split(':').map(str::to_owned).collect());
     if let Some(names) = &names {
         if names.len() != count as usize {
             return Err(ActivationError::NameCount { fds: count as usize, names: names.len() });
@@ -224,9 +223,7 @@ fn adopt(raw: RawFd, name: Option<String>) -> Result<(Listener, SocketInfo), Act
                 .into(),
         ));
     }
-    let family = socket::getsockname::<SockaddrStorage>(fd.as_raw_fd())
-        .ok()
-        .and_then(|addr| addr.family());
+    let family = socket::getsockname::<SockaddrStorage>(fd.as_raw_fd()).ok().and_then(|addr| addr.family());
 
     // systemd passes descriptors without O_CLOEXEC (and possibly blocking, fixed below).
     fcntl(fd.as_fd(), FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC))

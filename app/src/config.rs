@@ -169,10 +169,7 @@ pub fn load(args: impl IntoIterator<Item = OsString>) -> Result<Command, ConfigE
         // The default file is optional; one the user named is not.
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && explicit_path.is_none() => {}
         Err(e) => {
-            return Err(ConfigError(format!(
-                "cannot read config file {}: {e}",
-                path.display()
-            )));
+            return Err(ConfigError(format!("cannot read config file {}: {e}", path.display())));
         }
     }
 
@@ -189,9 +186,7 @@ pub fn load(args: impl IntoIterator<Item = OsString>) -> Result<Command, ConfigE
     }
 
     for (key, value) in flag_settings {
-        config
-            .set(key, value)
-            .map_err(|e| ConfigError(format!("--{}: {e}", key.replace('_', "-"))))?;
+        config.set(key, value).map_err(|e| ConfigError(format!("--{}: {e}", key.replace('_', "-"))))?;
     }
 
     config.check()?;
@@ -281,9 +276,7 @@ fn describe_toml(value: &toml::Value) -> String {
 
 impl Config {
     fn apply_file(&mut self, path: &std::path::Path, text: &str) -> Result<(), ConfigError> {
-        let table: toml::Table = text
-            .parse()
-            .map_err(|e| ConfigError(format!("{}: {e}", path.display())))?;
+        let table: toml::Table = text.parse().map_err(|e| ConfigError(format!("{}: {e}", path.display())))?;
         for (key, value) in table {
             self.set(&key, Raw::Toml(value))
                 .map_err(|e| ConfigError(format!("{}: key `{key}`: {e}", path.display())))?;
@@ -329,10 +322,8 @@ impl Config {
 
     /// Bounds that no single value shows on its own.
     fn check(&self) -> Result<(), ConfigError> {
-        let positive = [
-            ("max_connections", self.max_connections),
-            ("max_header_bytes", self.max_header_bytes),
-        ];
+        let positive =
+            [("max_connections", self.max_connections), ("max_header_bytes", self.max_header_bytes)];
         for (key, value) in positive {
             if value == 0 {
                 return Err(ConfigError(format!("`{key}` must be at least 1")));
@@ -359,10 +350,7 @@ impl Config {
 enum ParsedFlags {
     Help,
     Version,
-    Settings {
-        config_path: Option<PathBuf>,
-        settings: Vec<(&'static str, Raw)>,
-    },
+    Settings { config_path: Option<PathBuf>, settings: Vec<(&'static str, Raw)> },
 }
 
 fn parse_flags(args: impl IntoIterator<Item = OsString>) -> Result<ParsedFlags, ConfigError> {
@@ -405,9 +393,7 @@ fn parse_flags(args: impl IntoIterator<Item = OsString>) -> Result<ParsedFlags, 
 }
 
 fn flag_text(value: OsString, key: &str) -> Result<String, ConfigError> {
-    value
-        .into_string()
-        .map_err(|_| ConfigError(format!("--{}: not valid UTF-8", key.replace('_', "-"))))
+    value.into_string().map_err(|_| ConfigError(format!("--{}: not valid UTF-8", key.replace('_', "-"))))
 }
 
 fn parse_listen(text: &str) -> Result<ListenAddr, String> {
@@ -479,7 +465,8 @@ mod tests {
 
     #[test]
     fn flags_override_and_repeat() {
-        let args = ["--listen", "127.0.0.1:1", "-l", "/tmp/x.sock", "--require-activation", "--drain-timeout=3s"];
+        let args =
+            ["--listen", "127.0.0.1:1", "-l", "/tmp/x.sock", "--require-activation", "--drain-timeout=3s"];
         let Ok(ParsedFlags::Settings { settings, .. }) = parse_flags(args.map(OsString::from)) else {
             panic!("flags did not parse");
         };

@@ -22,10 +22,8 @@ pub fn stderr_is_journal() -> bool {
 }
 
 pub fn init(level: tracing::level_filters::LevelFilter) {
-    let builder = tracing_subscriber::fmt()
-        .with_max_level(level)
-        .with_writer(std::io::stderr)
-        .with_target(false);
+    let builder =
+        tracing_subscriber::fmt().with_max_level(level).with_writer(std::io::stderr).with_target(false);
     if stderr_is_journal() {
         builder.event_format(JournalFormat).init();
     } else {
@@ -50,7 +48,12 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
     N: for<'a> FormatFields<'a> + 'static,
 {
-    fn format_event(&self, ctx: &FmtContext<'_, S, N>, mut writer: Writer<'_>, event: &Event<'_>) -> fmt::Result {
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
         write!(writer, "<{}>", priority(event.metadata().level()))?;
         ctx.field_format().format_fields(writer.by_ref(), event)?;
         writeln!(writer)

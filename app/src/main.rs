@@ -69,9 +69,8 @@ fn fatal(error: &dyn Error, code: u8) -> ExitCode {
 }
 
 fn run(config: Box<Config>, listeners: Listeners) -> Result<(), Box<dyn Error>> {
-    let workers = config
-        .workers
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let workers =
+        config.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let runtime = match workers {
         1 => tokio::runtime::Builder::new_current_thread().enable_all().build()?,
         n => tokio::runtime::Builder::new_multi_thread().worker_threads(n).enable_all().build()?,
@@ -100,8 +99,12 @@ async fn serve(config: Box<Config>, listeners: Listeners) -> Result<(), Box<dyn 
     let mut accept_loops = JoinSet::new();
     for (listener, _) in listeners.sockets {
         match listener {
-            Listener::Tcp(l) => accept_loops.spawn(server.clone().accept_loop(tokio::net::TcpListener::from_std(l)?)),
-            Listener::Unix(l) => accept_loops.spawn(server.clone().accept_loop(tokio::net::UnixListener::from_std(l)?)),
+            Listener::Tcp(l) => {
+                accept_loops.spawn(server.clone().accept_loop(tokio::net::TcpListener::from_std(l)?))
+            }
+            Listener::Unix(l) => {
+                accept_loops.spawn(server.clone().accept_loop(tokio::net::UnixListener::from_std(l)?))
+            }
         };
     }
     tracing::info!("portico {} serving {summary}", config::VERSION);
@@ -118,7 +121,9 @@ async fn serve(config: Box<Config>, listeners: Listeners) -> Result<(), Box<dyn 
 
     let second_signal = tokio::spawn(signals);
     match shutdown.started().await {
-        Reason::Signal(signal) => tracing::info!("{signal}: draining connections for up to {:?}", config.drain_timeout),
+        Reason::Signal(signal) => {
+            tracing::info!("{signal}: draining connections for up to {:?}", config.drain_timeout)
+        }
         Reason::Idle => tracing::info!(
             "no connection for {:?}: exiting until the next one starts portico again",
             config.exit_idle_after.unwrap_or_default()

@@ -47,10 +47,8 @@ pub fn drop_root(user: Option<&str>, allow_root: bool) -> Result<(), PrivilegeEr
             false => Ok(()),
         };
     };
-    let account = User::from_name(name)
-        .ok()
-        .flatten()
-        .ok_or_else(|| PrivilegeError::UnknownUser(name.to_owned()))?;
+    let account =
+        User::from_name(name).ok().flatten().ok_or_else(|| PrivilegeError::UnknownUser(name.to_owned()))?;
     if !geteuid().is_root() {
         return match geteuid() == account.uid {
             true => Ok(()),
@@ -67,6 +65,11 @@ pub fn drop_root(user: Option<&str>, allow_root: bool) -> Result<(), PrivilegeEr
     if !account.uid.is_root() && setuid(Uid::from_raw(0)).is_ok() {
         return Err(switch(nix::Error::EPERM));
     }
-    tracing::info!(user = name, uid = account.uid.as_raw(), gid = account.gid.as_raw(), "switched user after binding");
+    tracing::info!(
+        user = name,
+        uid = account.uid.as_raw(),
+        gid = account.gid.as_raw(),
+        "switched user after binding"
+    );
     Ok(())
 }

@@ -106,10 +106,7 @@ impl Connections {
     }
 
     pub fn stats(&self) -> Stats {
-        Stats {
-            open_connections: *self.count.borrow(),
-            requests_served: self.served.load(Ordering::Relaxed),
-        }
+        Stats { open_connections: *self.count.borrow(), requests_served: self.served.load(Ordering::Relaxed) }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, Arc<Connection>>> {
@@ -222,11 +219,17 @@ impl Server {
         }
     }
 
-    async fn serve<S>(self: Arc<Self>, stream: S, _slot: OwnedSemaphorePermit, id: u64, connection: Arc<Connection>)
-    where
+    async fn serve<S>(
+        self: Arc<Self>,
+        stream: S,
+        _slot: OwnedSemaphorePermit,
+        id: u64,
+        connection: Arc<Connection>,
+    ) where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        let service = RequestService { app: self.app.clone(), connection: connection.clone(), server: self.clone() };
+        let service =
+            RequestService { app: self.app.clone(), connection: connection.clone(), server: self.clone() };
         let conn = self.http.serve_connection(TokioIo::new(stream), service);
         tokio::pin!(conn);
 
@@ -358,7 +361,10 @@ impl http_body::Body for TrackedBody {
     type Data = Bytes;
     type Error = axum::Error;
 
-    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
         Pin::new(&mut self.get_mut().body).poll_frame(cx)
     }
 

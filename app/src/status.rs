@@ -60,6 +60,8 @@ pub struct Process {
 
 /// Reads the figures now. Whatever cannot be read is reported as empty or zero rather
 /// than failing the page.
+// statvfs counts are 32-bit on 32-bit targets such as armv7.
+#[allow(clippy::unnecessary_cast)]
 pub fn collect(activation: &Activation, started: Instant, stats: Stats) -> Status {
     let uname = nix::sys::utsname::uname().ok();
     let uname_field = |f: fn(&nix::sys::utsname::UtsName) -> &std::ffi::OsStr| {
@@ -68,9 +70,7 @@ pub fn collect(activation: &Activation, started: Instant, stats: Stats) -> Statu
     let info = nix::sys::sysinfo::sysinfo().ok();
     let root = nix::sys::statvfs::statvfs("/").ok();
     Status {
-        hostname: nix::unistd::gethostname()
-            .map(|h| h.to_string_lossy().into_owned())
-            .unwrap_or_default(),
+        hostname: nix::unistd::gethostname().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default(),
         os: os_release(),
         kernel: uname_field(|u| u.release()),
         architecture: uname_field(|u| u.machine()),
@@ -85,7 +85,9 @@ pub fn collect(activation: &Activation, started: Instant, stats: Stats) -> Statu
         },
         root_filesystem: Filesystem {
             total_bytes: root.as_ref().map_or(0, |r| r.blocks() as u64 * r.fragment_size() as u64),
-            available_bytes: root.as_ref().map_or(0, |r| r.blocks_available() as u64 * r.fragment_size() as u64),
+            available_bytes: root
+                .as_ref()
+                .map_or(0, |r| r.blocks_available() as u64 * r.fragment_size() as u64),
         },
         portico: Portico {
             version: crate::config::VERSION,
@@ -95,10 +97,7 @@ pub fn collect(activation: &Activation, started: Instant, stats: Stats) -> Statu
             requests_served: stats.requests_served,
         },
         activation: activation.clone(),
-        process: Process {
-            uid: nix::unistd::getuid().as_raw(),
-            gid: nix::unistd::getgid().as_raw(),
-        },
+        process: Process { uid: nix::unistd::getuid().as_raw(), gid: nix::unistd::getgid().as_raw() },
     }
 }
 

@@ -59,7 +59,8 @@ fn serves_several_named_sockets_at_once() {
     assert_eq!(get(admin_addr, "/healthz").status, 200);
     assert_eq!(get_unix(&path, "/healthz").status, 200);
     let listeners = api_status(admin_addr)["activation"]["listeners"].clone();
-    let names: Vec<&str> = listeners.as_array().unwrap().iter().map(|l| l["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> =
+        listeners.as_array().unwrap().iter().map(|l| l["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["web", "admin", "local"]);
     let fds: Vec<i64> = listeners.as_array().unwrap().iter().map(|l| l["fd"].as_i64().unwrap()).collect();
     assert_eq!(fds, [3, 4, 5]);
@@ -147,7 +148,10 @@ fn refuses(start: Start, needles: &[&str]) {
 #[test]
 fn a_regular_file_instead_of_a_socket_is_refused() {
     let file = std::fs::File::create(scratch_path("not-a-socket")).unwrap();
-    refuses(Portico::start().fd(file).names("http"), &["fd 3", "\"http\"", "not a socket but a regular file", "wrapper"]);
+    refuses(
+        Portico::start().fd(file).names("http"),
+        &["fd 3", "\"http\"", "not a socket but a regular file", "wrapper"],
+    );
 }
 
 #[test]
@@ -186,7 +190,10 @@ fn sockets_meant_for_another_process_are_refused() {
 #[test]
 fn names_that_do_not_match_the_sockets_are_refused() {
     let listener = tcp_listener("127.0.0.1:0");
-    refuses(Portico::start().fd(listener).names("web:admin"), &["LISTEN_FDS=1", "LISTEN_FDNAMES has 2 names"]);
+    refuses(
+        Portico::start().fd(listener).names("web:admin"),
+        &["LISTEN_FDS=1", "LISTEN_FDNAMES has 2 names"],
+    );
 }
 
 #[test]
@@ -199,5 +206,8 @@ fn a_malformed_listen_fds_is_refused() {
 fn a_second_bad_socket_is_named_by_its_own_number() {
     let good = tcp_listener("127.0.0.1:0");
     let file = std::fs::File::create(scratch_path("second")).unwrap();
-    refuses(Portico::start().fd(good).fd(file).names("http:metrics"), &["fd 4", "\"metrics\"", "not a socket"]);
+    refuses(
+        Portico::start().fd(good).fd(file).names("http:metrics"),
+        &["fd 4", "\"metrics\"", "not a socket"],
+    );
 }

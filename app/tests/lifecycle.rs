@@ -113,7 +113,10 @@ fn health_turns_503_while_draining() {
 fn the_drain_timeout_bounds_a_stalled_client() {
     let listener = tcp_listener("127.0.0.1:0");
     let addr = listener.local_addr().unwrap();
-    let mut portico = start_on(&listener, &["--drain-timeout", "1s", "--keep-alive-timeout", "60s", "--header-read-timeout", "60s"]);
+    let mut portico = start_on(
+        &listener,
+        &["--drain-timeout", "1s", "--keep-alive-timeout", "60s", "--header-read-timeout", "60s"],
+    );
     let _stalled = begin_request(addr, "/");
     wait_until(|| api_status(addr)["portico"]["open_connections"].as_u64() == Some(2));
     let sent = Instant::now();
@@ -128,7 +131,10 @@ fn the_drain_timeout_bounds_a_stalled_client() {
 fn a_second_signal_ends_the_drain() {
     let listener = tcp_listener("127.0.0.1:0");
     let addr = listener.local_addr().unwrap();
-    let mut portico = start_on(&listener, &["--drain-timeout", "60s", "--keep-alive-timeout", "60s", "--header-read-timeout", "60s"]);
+    let mut portico = start_on(
+        &listener,
+        &["--drain-timeout", "60s", "--keep-alive-timeout", "60s", "--header-read-timeout", "60s"],
+    );
     let _stalled = begin_request(addr, "/");
     wait_until(|| api_status(addr)["portico"]["open_connections"].as_u64() == Some(2));
     portico.signal(Signal::SIGTERM);

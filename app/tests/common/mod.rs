@@ -172,7 +172,11 @@ impl Portico {
             if let Some(status) = self.child.try_wait().unwrap() {
                 return status;
             }
-            assert!(Instant::now() < deadline, "portico did not exit within {limit:?}; stderr:\n{}", self.stderr());
+            assert!(
+                Instant::now() < deadline,
+                "portico did not exit within {limit:?}; stderr:\n{}",
+                self.stderr()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -225,7 +229,12 @@ pub struct Response {
 }
 
 /// Sends one request with `Connection: close` and reads the whole response.
-pub fn request<S: Read + Write>(mut stream: S, method: &str, path: &str, extra_headers: &str) -> std::io::Result<Response> {
+pub fn request<S: Read + Write>(
+    mut stream: S,
+    method: &str,
+    path: &str,
+    extra_headers: &str,
+) -> std::io::Result<Response> {
     write!(stream, "{method} {path} HTTP/1.1\r\nHost: device\r\nConnection: close\r\n{extra_headers}\r\n")?;
     read_response(stream)
 }
@@ -238,7 +247,8 @@ pub fn read_response<S: Read>(mut stream: S) -> std::io::Result<Response> {
 
 pub fn parse_response(raw: &[u8]) -> std::io::Result<Response> {
     let text = String::from_utf8_lossy(raw);
-    let bad = || std::io::Error::new(std::io::ErrorKind::InvalidData, format!("not an HTTP response: {text:?}"));
+    let bad =
+        || std::io::Error::new(std::io::ErrorKind::InvalidData, format!("not an HTTP response: {text:?}"));
     let (head, body) = text.split_once("\r\n\r\n").ok_or_else(bad)?;
     let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).ok_or_else(bad)?;
     Ok(Response { status, head: head.to_owned(), body: body.to_owned() })
@@ -271,6 +281,8 @@ impl NotifySocket {
     pub fn new() -> Self {
         let path = scratch_path("notify");
         let socket = UnixDatagram::bind(&path).unwrap();
+        // Like systemd's own, writable by the unprivileged user portico switches to.
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
         NotifySocket { path, socket }
     }
 

@@ -1,0 +1,142 @@
+//! Bad and hostile clients get a clear status or a closed connection, and never stop an
+//! ordinary client from being served.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+fn serve(args: &[&str]) -> (Portico, SocketAddr) {
+    let listener = tcp_listener("127.0.0.1:0");
+    let addr = listener.local_addr().unwrap();
+    (Portico::start().fd(listener).args(args).spawn(), addr)
+}
+
+fn send_raw(addr: SocketAddr, bytes: &[u8]) -> Response {
+    let mut stream = connect(addr);
+    stream.write_all(bytes).unwrap();
+    read_response(stream).unwrap()
+}
+
+#[test]
+fn an_oversized_header_gets_431() {
+    let (_portico, addr) = serve(&["--max-header-bytes", "4096"]);
+    let big = "x".repeat(8192);
+    let response =
+        send_raw(addr, format!("GET / HTTP/1.1\r\nHost: device\r\nX-Big: {big}\r\n\r\n").as_bytes());
+    assert_eq!(response.status, 431);
+    assert_eq!(get(addr, "/healthz").status, 200);
+}
+
+#[test]
+fn a_malformed_request_gets_400() {
+    let (_portico, addr) = serve(&[]);
+    for garbage in [
+        &b"GET / HTTP/1.1\r\nHost device\r\n\r\n"[..],
+        b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n",
+        b"GET /\x01 HTTP/1.1\r\n\r\n",
+    ] {
+        let response = send_raw(addr, garbage);
+        assert_eq!(response.status, 400, "for {garbage:?}");
+    }
+    assert_eq!(get(addr, "/healthz").status, 200);
+}
+
+#[test]
+fn an_oversized_body_gets_413() {
+    let (_portico, addr) = serve(&["--max-body-bytes", "1024"]);
+    let response = request(connect(addr), "POST", "/", "Content-Length: 1000000\r\n").unwrap();
+    assert_eq!(response.status, 413);
+}
+
+#[test]
+fn unknown_paths_and_methods_are_refused_plainly() {
+    let (_portico, addr) = serve(&[]);
+    assert_eq!(get(addr, "/etc/passwd").status, 404);
+    assert_eq!(request(connect(addr), "DELETE", "/api/status", "").unwrap().status, 405);
+}
+
+/// Opens a connection that sends a request head one byte at a time, forever.
+fn slowloris(addr: SocketAddr, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let Ok(mut stream) = TcpStream::connect(addr) else { return };
+        let _ = stream.write_all(b"GET / HTTP/1.1\r\nHost: device\r\n");
+        while !stop.load(Ordering::Relaxed) {
+            if stream.write_all(b"X").is_err() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    })
+}
+
+#[test]
+fn slow_clients_beyond_the_connection_limit_do_not_lock_out_others() {
+    let (_portico, addr) =
+        serve(&["--max-connections", "8", "--header-read-timeout", "60s", "--keep-alive-timeout", "60s"]);
+    let stop = Arc::new(AtomicBool::new(false));
+    // Three times the limit, all dribbling headers that never end.
+    let attackers: Vec<_> = (0..24).map(|_| slowloris(addr, stop.clone())).collect();
+    std::thread::sleep(Duration::from_millis(500));
+
+    let started = Instant::now();
+    for _ in 0..5 {
+        let response = get(addr, "/healthz");
+        assert_eq!(response.status, 200);
+    }
+    let took = started.elapsed();
+    println!("5 ordinary requests beside 24 slow clients (limit 8): {took:?}");
+    stop.store(true, Ordering::Relaxed);
+    for attacker in attackers {
+        attacker.join().unwrap();
+    }
+    assert!(
+        took < Duration::from_secs(10),
+        "ordinary requests waited {took:?}: the header timeout (60s) would not explain it"
+    );
+}
+
+#[test]
+fn the_header_read_timeout_closes_a_dribbling_client() {
+    let (_portico, addr) = serve(&["--header-read-timeout", "1s", "--keep-alive-timeout", "60s"]);
+    let mut stream = connect(addr);
+    stream.write_all(b"GET / HTTP/1.1\r\nHost: device\r\n").unwrap();
+    let started = Instant::now();
+    let mut buf = [0u8; 256];
+    loop {
+        // Dribble until portico hangs up.
+        if stream.write_all(b"X").is_err() {
+            break;
+        }
+        stream.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+        match stream.read(&mut buf) {
+            Ok(_) => break, // a 408 or an EOF: either way portico ended it
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut => {
+            }
+            Err(_) => break,
+        }
+        assert!(started.elapsed() < PATIENCE, "portico never closed the dribbling connection");
+    }
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(900), "closed after {took:?}, before the 1s timeout");
+}
+
+#[test]
+fn an_idle_keep_alive_connection_is_closed_after_the_timeout() {
+    let (_portico, addr) = serve(&["--keep-alive-timeout", "1s"]);
+    let mut stream = connect(addr);
+    stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: device\r\n\r\n").unwrap();
+    let mut buf = [0u8; 1024];
+    assert!(stream.read(&mut buf).unwrap() > 0);
+    let started = Instant::now();
+    // The next read sees the close.
+    assert_eq!(stream.read(&mut buf).unwrap_or(0), 0);
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(900) && took < PATIENCE, "closed after {took:?}");
+}
