@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The README's "Test it" command, and the first step of .ci/run: installs what the tests
+# need on a Debian 12 machine with Rust, then checks formatting and lints, runs every test
+# against the real binary, verifies the units and prints the figures issue #2 asks for.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source ci/lib.sh
+
+command -v cargo >/dev/null || die "cargo not found: install Rust first (rustup, or apt-get install cargo)"
+# systemd-socket-activate and systemd-analyze are real peers for the tests; chromium renders the page.
+apt_install systemd chromium
+
+log "format and lints"
+cargo fmt --check
+cargo clippy --locked --all-targets -- -D warnings
+
+log "tests"
+cargo test --locked
+
+log "units"
+bash ci/check-units.sh
+
+log "release binary"
+cargo build --locked --release
+bin=target/release/portico
+printf 'figure: x86_64 release binary %d bytes\n' "$(stat -c %s "$bin")"
+port=$(free_port)
+"$bin" --listen "127.0.0.1:$port" --allow-root --workers 1 2>/dev/null &
+pid=$!
+trap 'kill $pid 2>/dev/null || true' EXIT
+for _ in $(seq 100); do curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break; sleep 0.05; done
+curl -fsS "http://127.0.0.1:$port/" >/dev/null
+printf 'figure: idle RSS after serving the page %s kB\n' "$(awk '/^VmRSS/ { print $2 }' "/proc/$pid/status")"
