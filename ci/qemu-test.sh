@@ -460,4 +460,4 @@ guest "systemctl --no-block poweroff" >/dev/null || true
 for _ in $(seq 60); do kill -0 "$QEMU_PID" 2>/dev/null || break; sleep 0.5; done
 echo "TIME: qemu-test $ARCH: base rootfs ${T_BASE} s, v1+v2 builds and .debs ${T_BUILD} s, image ${T_IMAGE} s, VM and checks $(elapsed "$T_QEMU") s, total $(elapsed "$T0") s"
 echo "$NPASS passed, $NFAIL failed"
-((NFAIL == 0))
+exit $((NFAIL ? 1 : 0))
