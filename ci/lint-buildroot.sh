@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # CI checks of buildroot-external/ that need no Buildroot checkout (CI cannot fetch one):
-# shellcheck of the scripts, the package's pin and hashes against this repository, and a
-# run of the S50portico init script (ci/test-sysv-init.sh). check-package and defconfig
-# are checked by hand against a Buildroot tree; see the README.
+# a shellcheck of its scripts, the package's pin and hashes against this repository, and
+# a run of the S50portico init script (ci/test-without-systemd.sh). What needs Buildroot itself
+# (the defconfig, `make portico-show-info`, `utils/check-package -b`) is run by hand.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . ci/lib.sh
@@ -11,7 +11,7 @@ pkg=buildroot-external/package/portico
 
 apt_install shellcheck
 shellcheck -x "$pkg/S50portico" buildroot-external/board/*/*.sh docs/service/portico/run \
-    ci/lint-buildroot.sh ci/test-sysv-init.sh
+    ci/lint-buildroot.sh ci/test-without-systemd.sh
 log "shellcheck: OK"
 
 mk_value() { sed -n "s/^$1 = //p" "$pkg/portico.mk"; }
@@ -42,5 +42,5 @@ else
     log "pin $rev: installed paths present, license hashes match (${licenses[*]})"
 fi
 
-bash ci/test-sysv-init.sh
+bash ci/test-without-systemd.sh
 log "lint-buildroot: OK in $(elapsed "$start") s"

@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
-# Runs the Buildroot init script buildroot-external/package/portico/S50portico the way
-# BusyBox init does on a device, with BusyBox's own sh, start-stop-daemon, logger and
-# syslogd, in a throwaway root directory with a network namespace of its own (so port 80
-# is free): start (port 80 answers, served as user portico), restart (a new process,
-# still answering), stop (gone, PID file removed), and a refused start that says FAIL.
+# portico without systemd, as started on a device: the Buildroot init script
+# buildroot-external/package/portico/S50portico run the way BusyBox init does (BusyBox's
+# own sh, start-stop-daemon, logger and syslogd), then the runit/daemontools run script
+# docs/service/portico/run under daemontools' supervise. All in a throwaway root directory
+# with a network namespace of its own, so port 80 is free. S50portico: start (port 80
+# answers, served as user portico), restart (a new process, still answering), stop (gone,
+# PID file removed), a refused start that says FAIL. run: up as portico, restarted by
+# `svc -t`, taken down by `svc -d`.
 # Needs root. PORTICO_BIN names the binary to run (default: a debug build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . ci/lib.sh
 
 [[ $EUID -eq 0 ]] || die "needs root (chroot, mount and network namespaces)"
-apt_install busybox-static
+apt_install busybox-static daemontools
 bin=${PORTICO_BIN:-}
 if [[ -z $bin ]]; then
     cargo build --quiet --bin portico
@@ -25,11 +28,15 @@ for applet in sh start-stop-daemon logger syslogd sleep echo rm cat; do
     ln -s busybox "$root/bin/$applet"
 done
 install -m 0755 "$bin" "$root/usr/bin/portico"
-# The shared libraries of a dynamically linked portico, where the loader looks for them.
-for lib in $(ldd "$bin" | grep -o '/[^ ]*'); do
-    cp --parents -L "$lib" "$root"
+cp /usr/bin/supervise /usr/bin/svc /usr/bin/svstat "$root/usr/bin/"
+# The shared libraries of the dynamically linked programs, where the loader looks for them.
+for program in "$bin" /usr/bin/supervise /usr/bin/svc /usr/bin/svstat; do
+    for lib in $(ldd "$program" | grep -o '/[^ ]*'); do
+        cp --parents -L "$lib" "$root"
+    done
 done
 install -m 0755 buildroot-external/package/portico/S50portico "$root/etc/init.d/"
+mkdir -p "$root/service" && cp -r docs/service/portico "$root/service/"
 # As PORTICO_USERS creates it on the image.
 echo 'root:x:0:0:root:/root:/bin/sh' >"$root/etc/passwd"
 echo 'portico:x:999:999:portico web server:/:/bin/false' >>"$root/etc/passwd"
@@ -90,4 +97,35 @@ out=$(in_root sh /etc/init.d/S50portico start) && die "a refused start returned 
 grep -q 'portico.*refusing to serve as root' "$root/var/log/messages" ||
     die "portico's error did not reach the syslog: $(cat "$root/var/log/messages")"
 log "refused start: FAIL, and the reason is in the syslog"
+
+# The run script under a supervisor; supervise starts it at once and restarts it on exit.
+wait_healthy() {
+    local i
+    for ((i = 0; i < 100; i++)); do
+        health 2>/dev/null && return 0
+        sleep 0.1
+    done
+    die "/healthz did not answer ok within 10 s $1"
+}
+supervised_pid() { in_root svstat /service/portico | sed -n 's/.*: up (pid \([0-9]*\)).*/\1/p'; }
+# Its output, portico's log, as a log/run service would get it.
+in_root supervise /service/portico >"$root/var/log/run.log" 2>&1 &
+wait_healthy "under supervise"
+first=$(supervised_pid)
+[[ $(uid_of "$first") == 999 ]] || die "the run script's portico runs as uid $(uid_of "$first"), not 999"
+grep -q 'switched user after binding' "$root/var/log/run.log" || die "no portico log from the run script"
+in_root svc -t /service/portico
+# supervise waits a second before it starts the run script again.
+for ((i = 0; i < 50; i++)); do
+    second=$(supervised_pid)
+    [[ -n $second && $second != "$first" ]] && break
+    sleep 0.1
+done
+[[ -n $second && $second != "$first" ]] || die "svc -t did not restart portico ($first, then '$second')"
+wait_healthy "after svc -t"
+[[ $(uid_of "$second") == 999 ]] || die "after svc -t portico runs as uid $(uid_of "$second")"
+in_root svc -dx /service/portico
+wait
+! health 2>/dev/null || die "port 80 still answers after svc -d"
+log "run script under supervise: up as uid 999 (pid $first), svc -t -> pid $second, svc -d: down"
 INSIDE
