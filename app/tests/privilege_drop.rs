@@ -61,12 +61,22 @@ fn identity(pid: Pid) -> Identity {
             .to_owned()
     };
     let ids = |name: &str| field(name).split_whitespace().map(|id| id.parse().unwrap()).collect();
-    Identity { uids: ids("Uid:"), gids: ids("Gid:"), groups: ids("Groups:"), effective_caps: field("CapEff:") }
+    Identity {
+        uids: ids("Uid:"),
+        gids: ids("Gid:"),
+        groups: ids("Groups:"),
+        effective_caps: field("CapEff:"),
+    }
 }
 
 fn identity_of(user: &User) -> Identity {
     let (uid, gid) = (user.uid.as_raw(), user.gid.as_raw());
-    Identity { uids: vec![uid; 4], gids: vec![gid; 4], groups: vec![gid], effective_caps: "0000000000000000".into() }
+    Identity {
+        uids: vec![uid; 4],
+        gids: vec![gid; 4],
+        groups: vec![gid],
+        effective_caps: "0000000000000000".into(),
+    }
 }
 
 /// portico started directly, as the harness's `Portico` cannot: without the `--user nobody`
@@ -80,7 +90,11 @@ impl Direct {
     fn spawn(args: &[&str], as_user: Option<&User>) -> Direct {
         let stderr = scratch_path("stderr");
         let mut command = Command::new(BIN);
-        command.args(args).env("PORTICO_CONFIG", "/dev/null").env_remove("LISTEN_FDS").env_remove("LISTEN_PID");
+        command
+            .args(args)
+            .env("PORTICO_CONFIG", "/dev/null")
+            .env_remove("LISTEN_FDS")
+            .env_remove("LISTEN_PID");
         command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(std::fs::File::create(&stderr).unwrap());
         if let Some(user) = as_user {
             command.uid(user.uid.as_raw()).gid(user.gid.as_raw());
@@ -182,7 +196,8 @@ fn an_unknown_user_is_a_clear_error() {
         return;
     }
     let listen = format!("127.0.0.1:{}", free_port());
-    let (code, stderr) = Direct::spawn(&["--user", "no-such-portico-user", "--listen", &listen], None).failure();
+    let (code, stderr) =
+        Direct::spawn(&["--user", "no-such-portico-user", "--listen", &listen], None).failure();
     assert_eq!(code, SETUP_ERROR, "{stderr}");
     assert!(stderr.contains("\"no-such-portico-user\" does not exist"), "{stderr}");
 }
