@@ -463,6 +463,22 @@ mod tests {
         assert!(err.contains("whole number"), "{err}");
     }
 
+    /// The shipped file documents every key, each line of which parses once uncommented.
+    #[test]
+    fn the_shipped_config_file_documents_every_key() {
+        let shipped = include_str!("../../rootfs-overlay/etc/portico/portico.toml");
+        let uncommented: String = shipped
+            .lines()
+            .filter_map(|line| line.strip_prefix('#').filter(|l| l.contains(" = ")))
+            .map(|line| format!("{line}\n"))
+            .collect();
+        let table: toml::Table = uncommented.parse().unwrap();
+        for key in KEYS {
+            assert!(table.contains_key(*key), "{key} is not documented in the shipped portico.toml");
+        }
+        Config::default().apply_file(std::path::Path::new("portico.toml"), &uncommented).unwrap();
+    }
+
     #[test]
     fn flags_override_and_repeat() {
         let args =
