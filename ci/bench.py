@@ -315,7 +315,8 @@ def servers(args, d, www, asset, asset_bytes, asset_type):
                env={"BENCH_FILE": f"{www}{asset}", "BENCH_TYPE": asset_type},
                expect=asset_bytes),
     ]
-    return [r for r in rows if not args.only or r.name in args.only]
+    # --only portico/assets lighttpd: rows whose name+path starts with one of the words.
+    return [r for r in rows if not args.only or any((r.name + r.path).startswith(o) for o in args.only)]
 
 
 # --- measurements -------------------------------------------------------------------------
@@ -336,13 +337,19 @@ def parse_wrk(out):
             "errors": (errs.group(1) if errs else "") + (f" non-2xx {non2xx.group(1)}" if non2xx else "")}
 
 
-def perf_works():
-    try:
-        r = subprocess.run(["perf", "stat", "-x,", "-e", "instructions", "true"],
-                           capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return r.returncode == 0 and re.search(r"^\d+,,instructions", r.stderr, re.M) is not None
+def perf_events():
+    """The perf counters that work here: instructions need hardware counters (often absent
+    in a VM), the syscall tracepoint needs tracefs."""
+    works = []
+    for event in ("instructions", "raw_syscalls:sys_enter"):
+        try:
+            r = subprocess.run(["perf", "stat", "-x,", "-e", event, "true"],
+                               capture_output=True, text=True, timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        if r.returncode == 0 and re.search(rf"^\d+,,{re.escape(event)},", r.stderr, re.M):
+            works.append(event)
+    return works
 
 
 def core_busy():
@@ -357,16 +364,18 @@ def core_busy():
     return busy
 
 
-def run_wrk(port, path, seconds, group, use_perf):
-    """wrk on CPU 1 against a running server; its CPU time and RSS sampled meanwhile."""
+def run_wrk(port, path, seconds, group, events):
+    """wrk on CPU 1 against a running server: wrk's figures, the server's CPU time and
+    peak RSS, each core's busy time, wrk's own CPU time, and perf counts of `events`."""
     url = f"http://127.0.0.1:{port}{path}"
     cmd = ["taskset", "-c", str(WRK_CPU), "wrk", "-t1", "-c50", f"-d{seconds}s", "--latency", url]
     perf = None
-    if use_perf:
+    if events:
         pids = ",".join(map(str, group.pids()))
-        perf = subprocess.Popen(["perf", "stat", "-x,", "-e", "instructions", "-p", pids],
+        perf = subprocess.Popen(["perf", "stat", "-x,", "-e", ",".join(events), "-p", pids],
                                 stderr=subprocess.PIPE, text=True)
-    cpu0, busy0 = group.cpu_seconds(), core_busy()
+    cpu0, busy0, t = group.cpu_seconds(), core_busy(), os.times()
+    wrk_cpu0 = t.children_user + t.children_system
     t0 = time.monotonic()
     wrk = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     rss = 0
@@ -374,31 +383,30 @@ def run_wrk(port, path, seconds, group, use_perf):
         time.sleep(0.25)
         rss = max(rss, group.rss_kib())
     wall = time.monotonic() - t0
-    status = wrk.returncode
-    out = wrk.stdout.read()
+    t = os.times()
+    wrk_cpu = t.children_user + t.children_system - wrk_cpu0  # wrk is reaped by now
     cpu = group.cpu_seconds() - cpu0
-    busy = {c: t - busy0[c] for c, t in core_busy().items()}
-    instr = None
+    busy = {c: b - busy0[c] for c, b in core_busy().items()}
+    out = wrk.stdout.read()
+    counts = {}
     if perf:
         perf.send_signal(signal.SIGINT)
         err = perf.communicate(timeout=10)[1]
-        m = re.search(r"^(\d+),,instructions", err, re.M)
-        instr = int(m.group(1)) if m else None
-    if status != 0:
+        counts = {e: int(n) for n, e in re.findall(r"^(\d+),,([^,]+),", err, re.M)}
+    if wrk.returncode != 0:
         raise RuntimeError(f"wrk failed: {out.strip()[-300:]}")
     r = parse_wrk(out)
-    r.update(cpu=cpu, wall=wall, rss_load=rss, instr=instr,
+    r.update(cpu=cpu, wall=wall, rss_load=rss, wrk_cpu=wrk_cpu, counts=counts,
              core0=busy[SERVER_CPU], core1=busy[WRK_CPU])
     return r
 
 
-def wrk_cpu_share(before):
-    """CPU seconds the shell's reaped children (wrk) used since `before`."""
-    ru = os.times()
-    return ru.children_user + ru.children_system - before
+def per_request(r, event):
+    n = r["counts"].get(event)
+    return n / r["requests"] if n is not None and r["requests"] else None
 
 
-def measure_load(server, d, seconds, warm, use_perf, cg_root, log):
+def measure_load(server, seconds, warm, events, cg_root, log):
     port = free_port()
     group = Group(cg_root, f"{server.name}-{port}")
     proc = start(server, group, port, log)
@@ -410,12 +418,14 @@ def measure_load(server, d, seconds, warm, use_perf, cg_root, log):
         time.sleep(0.3)
         idle = group.rss_kib()
         exe = group.mapped_bytes()
+        # The syscall tracepoint costs a little on every syscall: count it in the warm-up only.
+        syscalls = None
         if warm:
-            run_wrk(port, server.path, warm, group, False)
-        t = os.times()
-        before = t.children_user + t.children_system
-        r = run_wrk(port, server.path, seconds, group, use_perf)
-        r.update(wrk_cpu=wrk_cpu_share(before), idle=idle, exe=exe, head=head, body=len(body))
+            w = run_wrk(port, server.path, warm, group, [e for e in events if e.startswith("raw_")])
+            syscalls = per_request(w, "raw_syscalls:sys_enter")
+        r = run_wrk(port, server.path, seconds, group, [e for e in events if e == "instructions"])
+        r.update(instr_req=per_request(r, "instructions"), syscalls_req=syscalls, idle=idle,
+                 exe=exe, head=head, body=len(body))
         return r
     finally:
         stop(proc, group)
@@ -522,7 +532,7 @@ def versions(args):
                       "wrk " + out(["wrk", "-v"]).split()[1]])
 
 
-def report(args, results, colds, load_before, load_after, use_perf, cg_root, elapsed):
+def report(args, results, load_before, load_after, events, cg_root, elapsed):
     base = results[0]
     lines = [
         "# Benchmarks",
@@ -539,9 +549,9 @@ def report(args, results, colds, load_before, load_after, use_perf, cg_root, ela
         "",
         "Ratios in brackets are the row's figure ÷ portico's on the static page (first row).",
         "",
-        "| server | path | req/s | p50 ms | p99 ms | CPU µs/req | instr/req | idle RSS KiB | "
-        "RSS under load KiB | executable + non-libc libs | cold start TTFB ms | limited by |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| server | path | req/s | p50 ms | p99 ms | CPU µs/req | instr/req | syscalls/req | "
+        "idle RSS KiB | RSS under load KiB | executable + non-libc libs | cold start TTFB ms | limited by |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for s in results:
         lines.append(
@@ -549,6 +559,7 @@ def report(args, results, colds, load_before, load_after, use_perf, cg_root, ela
             f"| {fmt(s['p50'], '', 3)} | {fmt(s['p99'], '', 3)}{ratio(s['p99'], base['p99'])} "
             f"| {fmt(s['us_req'], '', 2)}{ratio(s['us_req'], base['us_req'])} "
             f"| {fmt(s['instr_req'])}{ratio(s['instr_req'], base['instr_req'])} "
+            f"| {fmt(s['syscalls_req'], '', 2)} "
             f"| {fmt(s['idle'])}{ratio(s['idle'], base['idle'])} "
             f"| {fmt(s['rss_load'])}{ratio(s['rss_load'], base['rss_load'])} "
             f"| {fmt(s['exe'] / 1024)} KiB{ratio(s['exe'], base['exe'])} "
@@ -568,8 +579,12 @@ def report(args, results, colds, load_before, load_after, use_perf, cg_root, ela
            "from /proc utime+stime+cutime+cstime of its process tree")
         + ") ÷ requests served. Lower is better; it ranks servers that all saturate wrk.",
         "- instr/req: " + ("`perf stat -e instructions` on the server's processes ÷ requests."
-                           if use_perf else "n/a: `perf stat -e instructions` is not supported "
-                           "here (no hardware counters in this VM)."),
+                           if "instructions" in events else "n/a: `perf stat -e instructions` is "
+                           "not supported here (no hardware counters in this VM)."),
+        "- syscalls/req: " + ("`perf stat -e raw_syscalls:sys_enter` on the server's processes "
+                              "during the warm-up run ÷ its requests (busybox's forked children "
+                              "are counted as they exit)." if "raw_syscalls:sys_enter" in events
+                              else "n/a: the syscall tracepoint is not available here."),
         "- idle RSS: VmRSS summed over the server's processes, after start and one request; "
         "under load: the highest such sum sampled every 0.25 s during the run.",
         "- executable + non-libc libs: distinct executable files the running server has mapped "
@@ -627,7 +642,7 @@ def main():
             os.makedirs(cg_root)
         except OSError:
             cg_root = None
-    use_perf = perf_works()
+    events = perf_events()
     rows = servers(args, d, www, args.asset, asset_bytes, asset_type)
     log = open(f"{d}/servers.log", "w")
     load_before = " ".join(open("/proc/loadavg").read().split()[:3])
@@ -640,7 +655,7 @@ def main():
             order = order[rnd % len(order):] + order[:rnd % len(order)]
             for i in order:
                 s = rows[i]
-                r = measure_load(s, d, args.seconds, args.warm, use_perf, cg_root, log)
+                r = measure_load(s, args.seconds, args.warm, events, cg_root, log)
                 runs[i].append(r)
                 print(f"  round {rnd + 1}/{args.rounds} {s.name:8} {s.path:24} {r['rps']:>9,.0f} req/s  "
                       f"p99 {fmt(r['p99'], ' ms', 3):>10}  {r['cpu'] * 1e6 / max(r['requests'], 1):6.2f} µs/req",
@@ -666,15 +681,14 @@ def main():
         rs = runs[i]
         for r in rs:
             r["us_req"] = r["cpu"] * 1e6 / r["requests"] if r["requests"] else None
-            r["instr_req"] = r["instr"] / r["requests"] if r["instr"] and r["requests"] else None
-        summary = {k: med(rs, k) for k in ("rps", "p50", "p99", "us_req", "instr_req", "idle",
+        summary = {k: med(rs, k) for k in ("rps", "p50", "p99", "us_req", "instr_req", "syscalls_req", "idle",
                                            "rss_load", "exe", "cpu", "wall", "wrk_cpu", "core0", "core1")}
         summary.update(name=s.name, path=s.path, fairness=s.fairness, head=rs[-1]["head"],
                        body=rs[-1]["body"], cold=statistics.median(colds[i]) * 1e3,
                        errors="; ".join(sorted({r["errors"].strip() for r in rs if r["errors"].strip()})))
         summary["limit"] = limiting(summary)
         results.append(summary)
-    text = report(args, results, colds, load_before, load_after, use_perf, cg_root,
+    text = report(args, results, load_before, load_after, events, cg_root,
                   time.monotonic() - t_start)
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out, "w") as f:
