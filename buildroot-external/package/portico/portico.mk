@@ -8,7 +8,7 @@
 # with git rather than used as a local directory: Buildroot vendors the crates when it
 # downloads the source, and the build runs offline. A clone published elsewhere can point
 # PORTICO_SITE at its URL. To build a working tree, see PORTICO_OVERRIDE_SRCDIR in the README.
-PORTICO_VERSION = c0fa731154f7d07dae129e2c8c012be5b4a72a73
+PORTICO_VERSION = 3db8ee0e37fbc015cc82496b17b173012b860dab
 PORTICO_SITE = file://$(BR2_EXTERNAL_PORTICO_PATH)/..
 PORTICO_SITE_METHOD = git
 PORTICO_LICENSE = MIT or Apache-2.0
