@@ -1,17 +1,18 @@
 #!/usr/bin/env bash
 # CI checks of buildroot-external/ that need no Buildroot checkout (CI cannot fetch one):
 # a shellcheck of its scripts, the package's pin and hashes against this repository, and
-# a run of the S50portico init script (ci/test-without-systemd.sh). What needs Buildroot itself
-# (the defconfig, `make portico-show-info`, `utils/check-package -b`) is run by hand.
+# a run of S50portico and of the runit/daemontools run script (ci/test-without-systemd.sh).
+# What needs Buildroot itself (the defconfig, `make portico-show-info`,
+# `utils/check-package -b`) is run by hand.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . ci/lib.sh
 start=$(now_s)
 pkg=buildroot-external/package/portico
 
+# The scripts in ci/ are ci/lint.sh's to check.
 apt_install shellcheck
-shellcheck -x "$pkg/S50portico" buildroot-external/board/*/*.sh docs/service/portico/run \
-    ci/lint-buildroot.sh ci/test-without-systemd.sh
+shellcheck "$pkg/S50portico" buildroot-external/board/*/*.sh docs/service/portico/run
 log "shellcheck: OK"
 
 mk_value() { sed -n "s/^$1 = //p" "$pkg/portico.mk"; }
