@@ -93,12 +93,14 @@ class Group:
                 pass
         return total / tick
 
-    def rss_kib(self):
+    def rss_kib(self, field="VmRSS:"):
+        """Summed over the processes; field RssAnon: is the private part (file pages such
+        as libc's are shared with every other process using them)."""
         total = 0
         for p in self.pids():
             try:
                 with open(f"/proc/{p}/status") as f:
-                    total += next((int(l.split()[1]) for l in f if l.startswith("VmRSS:")), 0)
+                    total += next((int(l.split()[1]) for l in f if l.startswith(field)), 0)
             except OSError:
                 pass
         return total
@@ -416,7 +418,7 @@ def measure_load(server, seconds, warm, events, cg_root, log):
             raise RuntimeError(f"{server.path} gave status {status}, {len(body)} body bytes "
                                f"(sha256 {hashlib.sha256(body).hexdigest()[:12]}), not the page")
         time.sleep(0.3)
-        idle = group.rss_kib()
+        idle, anon = group.rss_kib(), group.rss_kib("RssAnon:")
         exe = group.mapped_bytes()
         # The syscall tracepoint costs a little on every syscall: count it in the warm-up only.
         syscalls = None
@@ -424,7 +426,7 @@ def measure_load(server, seconds, warm, events, cg_root, log):
             w = run_wrk(port, server.path, warm, group, [e for e in events if e.startswith("raw_")])
             syscalls = per_request(w, "raw_syscalls:sys_enter")
         r = run_wrk(port, server.path, seconds, group, [e for e in events if e == "instructions"])
-        r.update(instr_req=per_request(r, "instructions"), syscalls_req=syscalls, idle=idle,
+        r.update(instr_req=per_request(r, "instructions"), syscalls_req=syscalls, idle=idle, anon=anon,
                  exe=exe, head=head, body=len(body))
         return r
     finally:
@@ -550,7 +552,7 @@ def report(args, results, load_before, load_after, events, cg_root, elapsed):
         "Ratios in brackets are the row's figure ÷ portico's on the static page (first row).",
         "",
         "| server | path | req/s | p50 ms | p99 ms | CPU µs/req | instr/req | syscalls/req | "
-        "idle RSS KiB | RSS under load KiB | executable + non-libc libs | cold start TTFB ms | limited by |",
+        "idle RSS KiB (anon) | RSS under load KiB | executable + non-libc libs | cold start TTFB ms | limited by |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for s in results:
@@ -560,7 +562,7 @@ def report(args, results, load_before, load_after, events, cg_root, elapsed):
             f"| {fmt(s['us_req'], '', 2)}{ratio(s['us_req'], base['us_req'])} "
             f"| {fmt(s['instr_req'])}{ratio(s['instr_req'], base['instr_req'])} "
             f"| {fmt(s['syscalls_req'], '', 2)} "
-            f"| {fmt(s['idle'])}{ratio(s['idle'], base['idle'])} "
+            f"| {fmt(s['idle'])}{ratio(s['idle'], base['idle'])} ({fmt(s['anon'])}) "
             f"| {fmt(s['rss_load'])}{ratio(s['rss_load'], base['rss_load'])} "
             f"| {fmt(s['exe'] / 1024)} KiB{ratio(s['exe'], base['exe'])} "
             f"| {fmt(s['cold'], '', 2)}{ratio(s['cold'], base['cold'])} | {s['limit']} |")
@@ -585,7 +587,8 @@ def report(args, results, load_before, load_after, events, cg_root, elapsed):
                               "during the warm-up run ÷ its requests (busybox's forked children "
                               "are counted as they exit)." if "raw_syscalls:sys_enter" in events
                               else "n/a: the syscall tracepoint is not available here."),
-        "- idle RSS: VmRSS summed over the server's processes, after start and one request; "
+        "- idle RSS: VmRSS summed over the server's processes, after start and one request "
+        "(in brackets its private part, RssAnon: the rest is file pages shared system-wide); "
         "under load: the highest such sum sampled every 0.25 s during the run.",
         "- executable + non-libc libs: distinct executable files the running server has mapped "
         "(program, shared libraries, loaded modules) without glibc's own; Ruby's .rb sources "
@@ -681,7 +684,7 @@ def main():
         rs = runs[i]
         for r in rs:
             r["us_req"] = r["cpu"] * 1e6 / r["requests"] if r["requests"] else None
-        summary = {k: med(rs, k) for k in ("rps", "p50", "p99", "us_req", "instr_req", "syscalls_req", "idle",
+        summary = {k: med(rs, k) for k in ("rps", "p50", "p99", "us_req", "instr_req", "syscalls_req", "idle", "anon",
                                            "rss_load", "exe", "cpu", "wall", "wrk_cpu", "core0", "core1")}
         summary.update(name=s.name, path=s.path, fairness=s.fairness, head=rs[-1]["head"],
                        body=rs[-1]["body"], cold=statistics.median(colds[i]) * 1e3,

@@ -38,7 +38,10 @@ fi
 
 echo "bench: building portico (release)"
 nice -n 10 cargo build --release --locked -q -p portico
-portico=$PWD/target/release/portico
+# A copy, so another build in the shared target/ cannot swap the binary mid-run.
+mkdir -p target/bench
+portico=$PWD/target/bench/portico
+cp target/release/portico "$portico"
 
 # The peers serve the same bytes as portico's compiled-in asset closest to 1 KiB.
 asset_file=$(
@@ -59,7 +62,6 @@ else
     opts=(--rounds 5 --seconds 10 --warm 2 --cold-reps 15 --out docs/benchmarks.md)
     cmd="bash ci/bench.sh"
 fi
-mkdir -p target/bench
 python3 ci/bench.py "${opts[@]}" --command "$cmd" --workdir "$PWD/target/bench" \
     --portico "$portico" --aarch64-binary target/aarch64-unknown-linux-gnu/release/portico \
     --asset "/assets/${asset_file##*/}" --asset-file "$asset_file" \
