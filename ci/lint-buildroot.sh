@@ -41,6 +41,36 @@ else
         [[ $got == "$want" ]] || die "$file at $rev has sha256 $got, portico.hash says $want"
     done
     log "pin $rev: installed paths present, license hashes match (${licenses[*]})"
+
+    # What portico.mk installs (cargo's /usr/bin/portico aside) from the pinned tree, for
+    # each kind of init, and the socket enabled by the preset as Buildroot's systemd does.
+    apt_install make systemd
+    tree=$(mktemp -d /tmp/portico-br-install.XXXXXX)
+    trap 'rm -rf "$tree"' EXIT
+    mkdir "$tree/src"
+    git archive "$rev" | tar -x -C "$tree/src"
+    overlay=$(git ls-tree -r --name-only "$rev" rootfs-overlay/ | sed 's|^rootfs-overlay/||')
+    for init in systemd sysv; do
+        make -s -C "$tree/src" -f "$PWD/ci/buildroot-install.mk" TARGET_DIR="$tree/$init" INIT=$init install
+    done
+    expect_files() { # DIR FILE...: exactly these files under DIR
+        local got want
+        got=$(cd "$1" && find . -type f | sed 's|^\./||' | sort)
+        want=$(printf '%s\n' "${@:2}" | sort)
+        [[ $got == "$want" ]] || die "portico.mk installs into $1:"$'\n'"$got"$'\n'"expected:"$'\n'"$want"
+    }
+    # shellcheck disable=SC2086 # one overlay path a line, none with spaces
+    expect_files "$tree/systemd" $overlay usr/lib/systemd/system-preset/50-portico.preset \
+        usr/lib/systemd/{system,user}/portico.{socket,service}
+    # shellcheck disable=SC2086
+    expect_files "$tree/sysv" $overlay etc/init.d/S50portico
+    [[ -x $tree/sysv/etc/init.d/S50portico ]] || die "S50portico is installed without its x bit"
+    systemctl --root="$tree/systemd" preset-all >/dev/null 2>&1
+    [[ -L $tree/systemd/etc/systemd/system/sockets.target.wants/portico.socket ]] ||
+        die "the preset does not enable portico.socket"
+    [[ -z $(find "$tree/systemd/etc/systemd" -name 'portico.service' -o -path '*user*' -name 'portico.*') ]] ||
+        die "the preset enables more than portico.socket"
+    log "install steps: systemd (units, preset enables portico.socket), sysv (S50portico), overlay ($overlay)"
 fi
 
 bash ci/test-without-systemd.sh

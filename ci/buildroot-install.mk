@@ -1,0 +1,13 @@
+# For ci/lint-buildroot.sh: runs the install steps of portico.mk (all but cargo's) outside
+# Buildroot, with the variables Buildroot would give them stood in. Run it with
+# `make -C <source tree> -f <this file> TARGET_DIR=<dir> INIT=systemd|sysv`: $(@D), the
+# package's build directory, is then the source tree.
+INSTALL = install
+BR2_EXTERNAL_PORTICO_PATH := $(abspath $(dir $(lastword $(MAKEFILE_LIST)))/../buildroot-external)
+PORTICO_PKGDIR = $(BR2_EXTERNAL_PORTICO_PATH)/package/portico/
+include $(BR2_EXTERNAL_PORTICO_PATH)/package/portico/portico.mk
+
+install:
+	$(PORTICO_INSTALL_ROOTFS_OVERLAY)
+	$(if $(filter systemd,$(INIT)),$(PORTICO_INSTALL_INIT_SYSTEMD),$(PORTICO_INSTALL_INIT_SYSV))
+.PHONY: install
