@@ -12,12 +12,9 @@ short=0
 case "${1:-}" in
     --short) short=1 ;;
     "") ;;
-    *) echo "usage: bash ci/bench.sh [--short]" >&2; exit 2 ;;
+    *) die "usage: bash ci/bench.sh [--short]" ;;
 esac
-if ((EUID != 0)); then
-    echo "bench: run as root (it installs packages and puts each server in a cgroup)" >&2
-    exit 1
-fi
+((EUID == 0)) || die "run ci/bench.sh as root: it installs packages and puts each server in a cgroup"
 
 # Debian starts nginx and lighttpd on port 80 when they are installed; nothing here wants
 # that, so keep invoke-rc.d from starting services while we install (unless a policy exists).
@@ -36,7 +33,7 @@ if [[ $(trap -p EXIT) ]]; then
     trap - EXIT
 fi
 
-echo "bench: building portico (release)"
+log "bench: building portico (release)"
 nice -n 10 cargo build --release --locked -q -p portico
 # A copy, so another build in the shared target/ cannot swap the binary mid-run.
 mkdir -p target/bench
@@ -50,10 +47,7 @@ asset_file=$(
         grep -q "\"/assets/$name\"" app/src/routes.rs && echo "$(stat -c %s "$f") $f"
     done | awk '{ d = $1 - 1024; if (d < 0) d = -d; print d, $2 }' | sort -n | awk 'NR == 1 { print $2 }'
 )
-if [[ -z $asset_file ]]; then
-    echo "bench: no app/assets/* file is routed as /assets/NAME in app/src/routes.rs" >&2
-    exit 1
-fi
+[[ -n $asset_file ]] || die "no app/assets/* file is routed as \"/assets/NAME\" in app/src/routes.rs: update ci/bench.sh's asset pick"
 
 if ((short)); then
     opts=(--rounds 3 --seconds 3 --warm 1 --cold-reps 5 --out target/bench/benchmarks-short.md)
@@ -68,4 +62,4 @@ python3 ci/bench.py "${opts[@]}" --command "$cmd" --workdir "$PWD/target/bench" 
     --portico-args="--allow-root --workers 1" \
     --portico-note="--workers 1 (one thread: tokio current_thread); --allow-root since the bench runs as root" \
     --machine-note "${BENCH_MACHINE_NOTE:-}"
-echo "bench: done in $(elapsed "$start") s"
+log "bench: done in $(elapsed "$start") s"
