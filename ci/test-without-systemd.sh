@@ -47,7 +47,7 @@ if [[ ! -e /proc/net/if_inet6 ]]; then
     echo 'PORTICO_ARGS="--user portico --listen 0.0.0.0:80"' >"$root/etc/default/portico"
 fi
 
-# The rest runs inside the namespaces; $root and $1.. are handed over as arguments.
+# The rest runs inside the namespaces (and is ended with them); $root comes in as $1.
 unshare --mount --net --pid --fork --mount-proc -- bash -euo pipefail -s "$root" <<'INSIDE'
 root=$1
 . ci/lib.sh
