@@ -6,7 +6,7 @@ SECTION = "net"
 # Dual licensed. master (blacksail) reads SPDX expressions and warns on the "|" form
 # that whinlatter and wrynose need; give each the form it parses.
 LICENSE = "${@'Apache-2.0 OR MIT' if 'blacksail' in d.getVar('LAYERSERIES_CORENAMES').split() else 'MIT | Apache-2.0'}"
-LIC_FILES_CHKSUM = "file://LICENSE;md5=@LICENSE_MD5@"
+LIC_FILES_CHKSUM = "file://LICENSE;md5=c191f2ec6111e5e485ece64170db6c4d"
 
 # Where the source comes from. There is no public repository yet, so by default the
 # recipe fetches from the git clone this layer sits in (yocto-layer/ is a directory of
@@ -22,7 +22,7 @@ PV .= "+git"
 SRC_URI = "${PORTICO_GIT_URL};branch=${PORTICO_GIT_BRANCH}"
 # Pinned: bitbake resolves AUTOREV over the network at parse time, and the crate list
 # below is the one of this revision's Cargo.lock (ci/yocto-crates.py checks both agree).
-SRCREV = "441a16524d733ee4e96ddf49a719a8432b746a4a"
+SRCREV = "68c1c46e89e11da4d489c916a0a83837c1a8cadb"
 
 # The crates of Cargo.lock; regenerate with `python3 ci/yocto-crates.py --write`
 # (same output as `bitbake -c update_crates portico`).
@@ -71,10 +71,17 @@ SYSTEMD_AUTO_ENABLE:${PN} = "enable"
 PORTICO_MAINT = "${S}/packaging/scriptlets/portico-maint.sh"
 python portico_scriptlets() {
     pn = d.getVar("PN")
+    # Without its comment lines: bitbake expands ${NAME} in scriptlets, and the comments
+    # may name bitbake variables (${S}), which would put build paths into the package.
     with open(d.getVar("PORTICO_MAINT")) as f:
-        body = f.read()
+        body = "".join(line for line in f if not line.lstrip().startswith("#"))
+    if d.expand(body) != body:
+        bb.fatal("%s: bitbake would expand a ${NAME} of its code; write $NAME there instead"
+                 % d.getVar("PORTICO_MAINT"))
     for script in ("postinst", "prerm", "postrm"):
-        d.setVar("pkg_%s:%s" % (script, pn), '#!/bin/sh\n%s\nportico_maint %s "$@"\n' % (body, script))
+        d.setVar("pkg_%s:%s" % (script, pn),
+                 '#!/bin/sh\n# %s of portico: packaging/scriptlets/portico-maint.sh and one call.\n'
+                 'set -e\n\n%s\nportico_maint %s "$@"\n' % (script, body, script))
     # systemd_populate_packages runs next and appends these: leave it nothing to append.
     d.setVar("systemd_postinst", "")
     d.setVar("systemd_prerm", "")
