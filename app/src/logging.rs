@@ -1,13 +1,18 @@
-//! Logs on stderr: for the journal when systemd connected stderr to it (no timestamps of
-//! our own, a `<N>` syslog priority prefix per line), human-readable lines otherwise.
+//! Logs on stderr, one line per event. When systemd connected stderr to the journal, each
+//! line starts with a `<N>` syslog priority (sd-daemon(3)); otherwise with the level.
+//! Neither carries a timestamp: the journal, syslog and multilog stamp lines themselves.
+//!
+//! A subscriber of our own rather than tracing-subscriber: portico logs a few plain lines
+//! and has no spans, and the binary's size budget (1 MiB on aarch64) matters more.
 
-use std::fmt;
+use std::fmt::{self, Write as _};
+use std::io::Write as _;
 use std::os::fd::AsFd;
 
-use tracing::{Event, Level, Subscriber};
-use tracing_subscriber::fmt::format::Writer;
-use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
-use tracing_subscriber::registry::LookupSpan;
+use tracing::field::{Field, Visit};
+use tracing::level_filters::LevelFilter;
+use tracing::span::{Attributes, Id, Record};
+use tracing::{Event, Level, Metadata, Subscriber};
 
 /// Whether stderr is the journal stream systemd set up (JOURNAL_STREAM names its device
 /// and inode; a redirected stderr no longer matches).
@@ -21,18 +26,12 @@ pub fn stderr_is_journal() -> bool {
     stream.to_str() == Some(&format!("{}:{}", stat.st_dev, stat.st_ino))
 }
 
-pub fn init(level: tracing::level_filters::LevelFilter) {
-    let builder =
-        tracing_subscriber::fmt().with_max_level(level).with_writer(std::io::stderr).with_target(false);
-    if stderr_is_journal() {
-        builder.event_format(JournalFormat).init();
-    } else {
-        builder.init();
-    }
+pub fn init(max: LevelFilter) {
+    let _ = tracing::subscriber::set_global_default(Stderr { max, journal: stderr_is_journal() });
 }
 
-/// The prefix the journal reads a line's priority from (sd-daemon(3)).
-pub fn priority(level: &Level) -> u8 {
+/// The priority the journal files a line under.
+fn priority(level: &Level) -> u8 {
     match *level {
         Level::ERROR => 3,
         Level::WARN => 4,
@@ -41,21 +40,59 @@ pub fn priority(level: &Level) -> u8 {
     }
 }
 
-struct JournalFormat;
+struct Stderr {
+    max: LevelFilter,
+    journal: bool,
+}
 
-impl<S, N> FormatEvent<S, N> for JournalFormat
-where
-    S: Subscriber + for<'a> LookupSpan<'a>,
-    N: for<'a> FormatFields<'a> + 'static,
-{
-    fn format_event(
-        &self,
-        ctx: &FmtContext<'_, S, N>,
-        mut writer: Writer<'_>,
-        event: &Event<'_>,
-    ) -> fmt::Result {
-        write!(writer, "<{}>", priority(event.metadata().level()))?;
-        ctx.field_format().format_fields(writer.by_ref(), event)?;
-        writeln!(writer)
+impl Subscriber for Stderr {
+    fn enabled(&self, metadata: &Metadata<'_>) -> bool {
+        *metadata.level() <= self.max
+    }
+
+    fn max_level_hint(&self) -> Option<LevelFilter> {
+        Some(self.max)
+    }
+
+    fn event(&self, event: &Event<'_>) {
+        let level = event.metadata().level();
+        let mut line = match self.journal {
+            true => format!("<{}>", priority(level)),
+            false => format!("{level} "),
+        };
+        event.record(&mut Fields(&mut line));
+        line.push('\n');
+        // One write per line, so lines from different threads never interleave.
+        let _ = std::io::stderr().write_all(line.as_bytes());
+    }
+
+    // portico opens no spans.
+    fn new_span(&self, _: &Attributes<'_>) -> Id {
+        Id::from_u64(1)
+    }
+    fn record(&self, _: &Id, _: &Record<'_>) {}
+    fn record_follows_from(&self, _: &Id, _: &Id) {}
+    fn enter(&self, _: &Id) {}
+    fn exit(&self, _: &Id) {}
+}
+
+/// Writes the message, then any other fields as ` name=value`.
+struct Fields<'a>(&'a mut String);
+
+impl Visit for Fields<'_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        match field.name() {
+            "message" => self.0.push_str(value),
+            name => {
+                let _ = write!(self.0, " {name}={value}");
+            }
+        }
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        let _ = match field.name() {
+            "message" => write!(self.0, "{value:?}"),
+            name => write!(self.0, " {name}={value:?}"),
+        };
     }
 }
