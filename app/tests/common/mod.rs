@@ -38,6 +38,8 @@ pub struct Start {
     pub listen_fds: Option<String>,
     pub listen_pid: Option<String>,
     pub listen_fdnames: Option<String>,
+    /// Set JOURNAL_STREAM to stderr's device and inode, as systemd does for the journal.
+    pub journal: bool,
 }
 
 impl Start {
@@ -53,6 +55,11 @@ impl Start {
 
     pub fn fd(mut self, fd: impl Into<OwnedFd>) -> Self {
         self.fds.push(fd.into());
+        self
+    }
+
+    pub fn journal(mut self) -> Self {
+        self.journal = true;
         self
     }
 
@@ -86,6 +93,11 @@ impl Start {
                     command.env("SET_LISTEN_PID", "1");
                 }
             }
+        }
+        if self.journal {
+            use std::os::unix::fs::MetadataExt;
+            let stat = stderr.metadata().unwrap();
+            command.env("JOURNAL_STREAM", format!("{}:{}", stat.dev(), stat.ino()));
         }
         if let Some(names) = &self.listen_fdnames {
             command.env("LISTEN_FDNAMES", names);
