@@ -10,8 +10,6 @@ use std::process::{Command, Stdio};
 
 use common::*;
 
-const SETUP_ERROR: i32 = 78;
-
 #[test]
 fn serves_an_inherited_ipv4_socket_and_says_it_came_from_systemd() {
     let listener = tcp_listener("127.0.0.1:0");

@@ -8,16 +8,10 @@
 mod common;
 
 use std::net::{SocketAddr, TcpListener};
-use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::Instant;
 
-use common::{BIN, PATIENCE, Portico, api_status, free_port, get, scratch_path};
-use nix::unistd::{Pid, User, geteuid};
-
-/// EX_CONFIG: what portico exits with for a setup that a restart cannot fix.
-const SETUP_ERROR: i32 = 78;
+use common::{Identity, Portico, SETUP_ERROR, api_status, free_port, get, identity, scratch_path};
+use nix::unistd::{User, geteuid};
 
 fn is_root() -> bool {
     let root = geteuid().is_root();
@@ -40,35 +34,6 @@ fn free_privileged_port() -> u16 {
         .expect("no free port below 1024 on 127.0.0.1")
 }
 
-/// Who a process is, from the kernel's view: /proc/<pid>/status.
-#[derive(Debug, PartialEq)]
-struct Identity {
-    /// Real, effective, saved and filesystem ids, as the kernel lists them.
-    uids: Vec<u32>,
-    gids: Vec<u32>,
-    groups: Vec<u32>,
-    effective_caps: String,
-}
-
-fn identity(pid: Pid) -> Identity {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|line| line.strip_prefix(name))
-            .unwrap_or_else(|| panic!("no {name} in /proc/{pid}/status"))
-            .trim()
-            .to_owned()
-    };
-    let ids = |name: &str| field(name).split_whitespace().map(|id| id.parse().unwrap()).collect();
-    Identity {
-        uids: ids("Uid:"),
-        gids: ids("Gid:"),
-        groups: ids("Groups:"),
-        effective_caps: field("CapEff:"),
-    }
-}
-
 fn identity_of(user: &User) -> Identity {
     let (uid, gid) = (user.uid.as_raw(), user.gid.as_raw());
     Identity {
@@ -76,54 +41,6 @@ fn identity_of(user: &User) -> Identity {
         gids: vec![gid; 4],
         groups: vec![gid],
         effective_caps: "0000000000000000".into(),
-    }
-}
-
-/// portico started directly, as the harness's `Portico` cannot: without the `--user nobody`
-/// it adds for root, or as another user.
-struct Direct {
-    child: Child,
-    stderr: PathBuf,
-}
-
-impl Direct {
-    fn spawn(args: &[&str], as_user: Option<&User>) -> Direct {
-        let stderr = scratch_path("stderr");
-        let mut command = Command::new(BIN);
-        command
-            .args(args)
-            .env("PORTICO_CONFIG", "/dev/null")
-            .env_remove("LISTEN_FDS")
-            .env_remove("LISTEN_PID");
-        command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(std::fs::File::create(&stderr).unwrap());
-        if let Some(user) = as_user {
-            command.uid(user.uid.as_raw()).gid(user.gid.as_raw());
-        }
-        Direct { child: command.spawn().unwrap(), stderr }
-    }
-
-    fn pid(&self) -> Pid {
-        Pid::from_raw(self.child.id() as i32)
-    }
-
-    /// Waits for a start-up failure: (exit code, stderr). A portico that serves instead fails the test.
-    fn failure(mut self) -> (i32, String) {
-        let deadline = Instant::now() + PATIENCE;
-        let status = loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                break status;
-            }
-            assert!(Instant::now() < deadline, "portico did not exit within {PATIENCE:?}");
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        };
-        (status.code().unwrap_or(-1), std::fs::read_to_string(&self.stderr).unwrap())
-    }
-}
-
-impl Drop for Direct {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -155,7 +72,7 @@ fn the_user_and_addresses_can_come_from_the_config_file() {
     }
     let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
     let config = config_file(&format!("user = \"nobody\"\nlisten = [\"{addr}\"]\n"));
-    let portico = Direct::spawn(&["--config", config.to_str().unwrap()], None);
+    let portico = Portico::start().args(&["--config", config.to_str().unwrap()]).exact_args().spawn();
     assert_eq!(get(addr, "/healthz").status, 200);
     assert_eq!(identity(portico.pid()), identity_of(&nobody()));
 }
@@ -166,7 +83,7 @@ fn refuses_to_serve_as_root_without_a_user() {
         return;
     }
     let listen = format!("127.0.0.1:{}", free_port());
-    let (code, stderr) = Direct::spawn(&["--listen", &listen], None).failure();
+    let (code, stderr) = Portico::start().args(&["--listen", &listen]).exact_args().spawn().failure();
     assert_eq!(code, SETUP_ERROR, "{stderr}");
     assert!(stderr.contains("refusing to serve as root"), "{stderr}");
     assert!(stderr.contains("--user") && stderr.contains("--allow-root"), "says what to do: {stderr}");
@@ -179,10 +96,11 @@ fn serves_as_root_when_allowed_by_flag_or_config() {
         return;
     }
     let by_flag = SocketAddr::from(([127, 0, 0, 1], free_port()));
-    let flagged = Direct::spawn(&["--allow-root", "--listen", &by_flag.to_string()], None);
+    let flagged =
+        Portico::start().args(&["--allow-root", "--listen", &by_flag.to_string()]).exact_args().spawn();
     let by_config = SocketAddr::from(([127, 0, 0, 1], free_port()));
     let config = config_file(&format!("allow_root = true\nlisten = [\"{by_config}\"]\n"));
-    let configured = Direct::spawn(&["--config", config.to_str().unwrap()], None);
+    let configured = Portico::start().args(&["--config", config.to_str().unwrap()]).exact_args().spawn();
     for (addr, portico) in [(by_flag, &flagged), (by_config, &configured)] {
         assert_eq!(get(addr, "/healthz").status, 200);
         assert_eq!(identity(portico.pid()).uids, [0; 4]);
@@ -196,8 +114,11 @@ fn an_unknown_user_is_a_clear_error() {
         return;
     }
     let listen = format!("127.0.0.1:{}", free_port());
-    let (code, stderr) =
-        Direct::spawn(&["--user", "no-such-portico-user", "--listen", &listen], None).failure();
+    let (code, stderr) = Portico::start()
+        .args(&["--user", "no-such-portico-user", "--listen", &listen])
+        .exact_args()
+        .spawn()
+        .failure();
     assert_eq!(code, SETUP_ERROR, "{stderr}");
     assert!(stderr.contains("\"no-such-portico-user\" does not exist"), "{stderr}");
 }
@@ -210,12 +131,19 @@ fn only_root_can_switch_to_another_user() {
     // As daemontools' setuidgid or runit's chpst would start it: already the user.
     let nobody = nobody();
     let listen = format!("127.0.0.1:{}", free_port());
-    let (code, stderr) = Direct::spawn(&["--user", "root", "--listen", &listen], Some(&nobody)).failure();
+    let (code, stderr) = Portico::start()
+        .args(&["--user", "root", "--listen", &listen])
+        .run_as(nobody.clone())
+        .spawn()
+        .failure();
     assert_eq!(code, SETUP_ERROR, "{stderr}");
     assert!(stderr.contains("only root can switch users"), "{stderr}");
 
     let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
-    let portico = Direct::spawn(&["--user", "nobody", "--listen", &addr.to_string()], Some(&nobody));
+    let portico = Portico::start()
+        .args(&["--user", "nobody", "--listen", &addr.to_string()])
+        .run_as(nobody.clone())
+        .spawn();
     assert_eq!(get(addr, "/healthz").status, 200);
     assert_eq!(identity(portico.pid()).uids, [nobody.uid.as_raw(); 4]);
 }

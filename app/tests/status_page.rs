@@ -12,16 +12,6 @@ fn serve() -> (Portico, std::net::SocketAddr) {
     (Portico::start().fd(listener).names("http").spawn(), addr)
 }
 
-/// The real uid and gid of a process, from the kernel's view of it.
-fn ids_of(pid: u32) -> (u64, u64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let field = |name: &str| -> u64 {
-        let line = status.lines().find(|l| l.starts_with(name)).unwrap();
-        line.split_whitespace().nth(1).unwrap().parse().unwrap()
-    };
-    (field("Uid:"), field("Gid:"))
-}
-
 #[test]
 fn the_api_describes_the_device_and_the_process() {
     let (portico, addr) = serve();
@@ -37,11 +27,9 @@ fn the_api_describes_the_device_and_the_process() {
     assert_eq!(status["load"].as_array().unwrap().len(), 3);
     assert_eq!(status["portico"]["pid"], portico.child.id());
     assert_eq!(status["portico"]["version"], env!("CARGO_PKG_VERSION"));
-    let (uid, gid) = ids_of(portico.child.id());
-    assert_eq!(
-        (status["process"]["uid"].as_u64(), status["process"]["gid"].as_u64()),
-        (Some(uid), Some(gid))
-    );
+    let kernel = identity(portico.pid());
+    assert_eq!(status["process"]["uid"], kernel.uids[0]);
+    assert_eq!(status["process"]["gid"], kernel.gids[0]);
 }
 
 #[test]

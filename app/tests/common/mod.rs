@@ -18,6 +18,9 @@ use nix::unistd::Pid;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_portico");
 
+/// EX_CONFIG: what portico exits with for a setup that a restart cannot fix.
+pub const SETUP_ERROR: i32 = 78;
+
 /// How long anything in a test may take before the test calls it a hang.
 pub const PATIENCE: Duration = Duration::from_secs(20);
 
@@ -40,6 +43,10 @@ pub struct Start {
     pub listen_fdnames: Option<String>,
     /// Set JOURNAL_STREAM to stderr's device and inode, as systemd does for the journal.
     pub journal: bool,
+    /// Start portico as this user, as setuidgid or chpst would.
+    pub run_as: Option<nix::unistd::User>,
+    /// Pass the arguments as they are, without the `--user nobody` added for root.
+    pub exact_args: bool,
 }
 
 impl Start {
@@ -55,6 +62,16 @@ impl Start {
 
     pub fn fd(mut self, fd: impl Into<OwnedFd>) -> Self {
         self.fds.push(fd.into());
+        self
+    }
+
+    pub fn run_as(mut self, user: nix::unistd::User) -> Self {
+        self.run_as = Some(user);
+        self
+    }
+
+    pub fn exact_args(mut self) -> Self {
+        self.exact_args = true;
         self
     }
 
@@ -75,7 +92,13 @@ impl Start {
         // and then execs portico, which keeps it.
         let mut command = Command::new("/bin/sh");
         command.arg("-c").arg(r#"[ -n "$SET_LISTEN_PID" ] && export LISTEN_PID=$$; exec "$0" "$@""#);
-        command.arg(BIN).args(&self.args).args(root_args());
+        command.arg(BIN).args(&self.args);
+        if !self.exact_args && self.run_as.is_none() {
+            command.args(root_args());
+        }
+        if let Some(user) = &self.run_as {
+            command.uid(user.uid.as_raw()).gid(user.gid.as_raw());
+        }
         command.env_remove("LISTEN_FDS").env_remove("LISTEN_PID").env_remove("LISTEN_FDNAMES");
         command.env_remove("NOTIFY_SOCKET").env_remove("WATCHDOG_USEC").env_remove("JOURNAL_STREAM");
         command.env("PORTICO_CONFIG", "/dev/null");
@@ -204,6 +227,35 @@ impl Drop for Portico {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Who a process is, from the kernel's view: /proc/<pid>/status.
+#[derive(Debug, PartialEq)]
+pub struct Identity {
+    /// Real, effective, saved and filesystem ids, as the kernel lists them.
+    pub uids: Vec<u32>,
+    pub gids: Vec<u32>,
+    pub groups: Vec<u32>,
+    pub effective_caps: String,
+}
+
+pub fn identity(pid: Pid) -> Identity {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(name))
+            .unwrap_or_else(|| panic!("no {name} in /proc/{pid}/status"))
+            .trim()
+            .to_owned()
+    };
+    let ids = |name: &str| field(name).split_whitespace().map(|id| id.parse().unwrap()).collect();
+    Identity {
+        uids: ids("Uid:"),
+        gids: ids("Gid:"),
+        groups: ids("Groups:"),
+        effective_caps: field("CapEff:"),
     }
 }
 
