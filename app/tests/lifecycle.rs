@@ -24,6 +24,18 @@ fn begin_request(addr: SocketAddr, path: &str) -> TcpStream {
     stream
 }
 
+/// Starts portico and has it accept a request that is still arriving.
+fn with_request_in_flight(args: &[&str], path: &str) -> (Portico, TcpStream) {
+    let listener = tcp_listener("127.0.0.1:0");
+    let addr = listener.local_addr().unwrap();
+    let portico = start_on(&listener, args);
+    let in_flight = begin_request(addr, path);
+    // Until portico has the connection (this status request is the second), a SIGTERM
+    // would leave it in the backlog for the next instance instead.
+    wait_until(|| api_status(addr)["portico"]["open_connections"].as_u64() == Some(2));
+    (portico, in_flight)
+}
+
 fn finish_request(mut stream: TcpStream) -> Response {
     stream.write_all(b"Connection: close\r\n\r\n").unwrap();
     read_response(stream).unwrap()
@@ -79,12 +91,7 @@ fn a_restart_refuses_no_connection() {
 
 #[test]
 fn a_request_in_flight_completes_after_sigterm() {
-    let listener = tcp_listener("127.0.0.1:0");
-    let addr = listener.local_addr().unwrap();
-    let mut portico = start_on(&listener, &["--drain-timeout", "10s"]);
-    let in_flight = begin_request(addr, "/api/status");
-    // Until portico has the connection, SIGTERM would leave it in the backlog instead.
-    wait_until(|| api_status(addr)["portico"]["open_connections"].as_u64() == Some(2));
+    let (mut portico, in_flight) = with_request_in_flight(&["--drain-timeout", "10s"], "/api/status");
 
     portico.signal(Signal::SIGTERM);
     std::thread::sleep(Duration::from_millis(500));
@@ -97,11 +104,7 @@ fn a_request_in_flight_completes_after_sigterm() {
 
 #[test]
 fn health_turns_503_while_draining() {
-    let listener = tcp_listener("127.0.0.1:0");
-    let addr = listener.local_addr().unwrap();
-    let mut portico = start_on(&listener, &[]);
-    let in_flight = begin_request(addr, "/healthz");
-    wait_until(|| api_status(addr)["portico"]["open_connections"].as_u64() == Some(2));
+    let (mut portico, in_flight) = with_request_in_flight(&[], "/healthz");
     portico.signal(Signal::SIGTERM);
     std::thread::sleep(Duration::from_millis(200));
     let response = finish_request(in_flight);
@@ -111,14 +114,8 @@ fn health_turns_503_while_draining() {
 
 #[test]
 fn the_drain_timeout_bounds_a_stalled_client() {
-    let listener = tcp_listener("127.0.0.1:0");
-    let addr = listener.local_addr().unwrap();
-    let mut portico = start_on(
-        &listener,
-        &["--drain-timeout", "1s", "--keep-alive-timeout", "60s", "--header-read-timeout", "60s"],
-    );
-    let _stalled = begin_request(addr, "/");
-    wait_until(|| api_status(addr)["portico"]["open_connections"].as_u64() == Some(2));
+    let slow = ["--drain-timeout", "1s", "--keep-alive-timeout", "60s", "--header-read-timeout", "60s"];
+    let (mut portico, _stalled) = with_request_in_flight(&slow, "/");
     let sent = Instant::now();
     portico.signal(Signal::SIGTERM);
     assert_eq!(portico.wait_exit(PATIENCE).code(), Some(0));
@@ -129,14 +126,8 @@ fn the_drain_timeout_bounds_a_stalled_client() {
 
 #[test]
 fn a_second_signal_ends_the_drain() {
-    let listener = tcp_listener("127.0.0.1:0");
-    let addr = listener.local_addr().unwrap();
-    let mut portico = start_on(
-        &listener,
-        &["--drain-timeout", "60s", "--keep-alive-timeout", "60s", "--header-read-timeout", "60s"],
-    );
-    let _stalled = begin_request(addr, "/");
-    wait_until(|| api_status(addr)["portico"]["open_connections"].as_u64() == Some(2));
+    let slow = ["--drain-timeout", "60s", "--keep-alive-timeout", "60s", "--header-read-timeout", "60s"];
+    let (mut portico, _stalled) = with_request_in_flight(&slow, "/");
     portico.signal(Signal::SIGTERM);
     std::thread::sleep(Duration::from_millis(300));
     assert!(portico.is_running());

@@ -364,6 +364,18 @@ impl NotifySocket {
         }
     }
 
+    /// Every message that arrives within `window`, with when it arrived.
+    pub fn collect(&self, window: Duration) -> Vec<(Instant, String)> {
+        let end = Instant::now() + window;
+        let mut messages = Vec::new();
+        while Instant::now() < end {
+            if let Some(message) = self.recv(Duration::from_millis(100)) {
+                messages.push((Instant::now(), message));
+            }
+        }
+        messages
+    }
+
     /// Waits for a message containing `needle`, returning it and what came before.
     pub fn wait_for(&self, needle: &str) -> (String, Vec<String>) {
         let deadline = Instant::now() + PATIENCE;
