@@ -148,21 +148,35 @@ smoke() {
         runner=("$QEMU")
         [ -e "/usr/lib/$GNU/libc.so.6" ] || runner+=(-L "/usr/$GNU")
     fi
-    # Never root, as on a device: systemd's DynamicUser there, nobody here.
-    [ "$(id -u)" -ne 0 ] || drop=(setpriv --reuid=nobody --regid=nogroup --clear-groups)
     dir=target/$t/smoke
     mkdir -p "$dir"
+    # Never root, as on a device: systemd's DynamicUser there, nobody here. nobody may not
+    # reach into the checkout (a clone under /root), so it runs a copy.
+    local exe=$bin
+    if [ "$(id -u)" -eq 0 ]; then
+        drop=(setpriv --reuid=nobody --regid=nogroup --clear-groups)
+        exe=$(mktemp -d /tmp/portico-smoke.XXXXXX)/portico
+        chmod 0755 "${exe%/*}"
+        install -m 0755 "$bin" "$exe"
+    fi
     port=$(free_port)
     # setpriv and qemu-user exec in place, so LISTEN_PID still names the binary's process.
-    systemd-socket-activate -l "127.0.0.1:$port" "${drop[@]}" "${runner[@]}" "$PWD/$bin" \
+    systemd-socket-activate -l "127.0.0.1:$port" "${drop[@]}" "${runner[@]}" "$(realpath "$exe")" \
         --require-activation >"$dir/log" 2>&1 &
     pid=$!
+    # systemd-socket-activate binds in the background: connect once it listens, not before.
+    for _ in $(seq 100); do
+        ss -Htln "sport = :$port" | grep -q . && break
+        sleep 0.1
+    done
+    rm -f "$dir/healthz"
     code=$(curl -s -o "$dir/healthz" -w '%{http_code}' --max-time 30 "http://127.0.0.1:$port/healthz" || true)
     body=$(cat "$dir/healthz" 2>/dev/null || true)
     got_ver=$(curl -s --max-time 10 "http://127.0.0.1:$port/api/status" |
         sed -n 's/.*"version" *: *"\([^"]*\)".*/\1/p' || true)
     kill "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
+    [ "$exe" = "$bin" ] || rm -rf "${exe%/*}"
     want_ver=${PORTICO_VERSION:-$(sed -n 's/^version *= *"\(.*\)"/\1/p' Cargo.toml | head -1)}
     local what="$t under ${QEMU:-native}, socket from systemd-socket-activate"
     if [ "$code" = 200 ] && [ "$body" = ok ] && [ "$got_ver" = "$want_ver" ]; then
