@@ -138,13 +138,10 @@ impl Connections {
 
     /// Asks the oldest connection with no request in flight to close, to make room.
     /// Slow clients that never finish their headers count as idle: that is the point.
-    fn evict_oldest_idle(&self) -> bool {
-        let open = self.lock();
-        let idle = open.values().find(|c| c.is_idle());
-        if let Some(connection) = idle {
+    fn evict_oldest_idle(&self) {
+        if let Some(connection) = self.lock().values().find(|c| c.is_idle()) {
             connection.evict.notify_one();
         }
-        idle.is_some()
     }
 
     /// Resolves once no connection is open.
@@ -167,9 +164,9 @@ impl Connections {
 
 /// Everything a connection task needs.
 pub struct Server {
-    pub app: Router,
-    pub connections: Arc<Connections>,
-    pub shutdown: Shutdown,
+    app: Router,
+    connections: Arc<Connections>,
+    shutdown: Shutdown,
     http: http1::Builder,
     keep_alive_timeout: Duration,
 }
@@ -186,10 +183,12 @@ impl Server {
 
     /// Accepts connections until the shutdown starts.
     pub async fn accept_loop<L: Accept>(self: Arc<Self>, listener: L) {
+        let shutdown = self.shutdown.started();
+        tokio::pin!(shutdown);
         loop {
             let stream = tokio::select! {
                 accepted = listener.accept_stream() => accepted,
-                _ = self.shutdown.started() => return,
+                _ = &mut shutdown => return,
             };
             let stream = match stream {
                 Ok(stream) => stream,
@@ -208,7 +207,7 @@ impl Server {
                             Ok(slot) => slot,
                             Err(_) => return,
                         },
-                        _ = self.shutdown.started() => return,
+                        _ = &mut shutdown => return,
                     }
                 }
             };
@@ -228,8 +227,7 @@ impl Server {
     ) where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        let service =
-            RequestService { app: self.app.clone(), connection: connection.clone(), server: self.clone() };
+        let service = RequestService { connection: connection.clone(), server: self.clone() };
         let conn = self.http.serve_connection(TokioIo::new(stream), service);
         tokio::pin!(conn);
 
@@ -320,7 +318,6 @@ impl Accept for tokio::net::UnixListener {
 /// Runs the router for one connection and keeps its activity record up to date.
 #[derive(Clone)]
 struct RequestService {
-    app: Router,
     connection: Arc<Connection>,
     server: Arc<Server>,
 }
@@ -334,7 +331,7 @@ impl hyper::service::Service<hyper::Request<Incoming>> for RequestService {
         self.connection.begin_request();
         let in_flight = InFlight(self.connection.clone());
         let served = self.server.clone();
-        let response = self.app.clone().call(request.map(Body::new));
+        let response = self.server.app.clone().call(request.map(Body::new));
         Box::pin(async move {
             let response = response.await?;
             served.connections.served.fetch_add(1, Ordering::Relaxed);
