@@ -298,9 +298,14 @@ impl Listener {
     fn address(&self) -> String {
         match self {
             Listener::Tcp(l) => l.local_addr().map(|a| a.to_string()),
-            Listener::Unix(l) => l.local_addr().map(|a| match a.as_pathname() {
-                Some(path) => path.display().to_string(),
-                None => "(unnamed Unix socket)".to_owned(),
+            Listener::Unix(l) => l.local_addr().map(|a| {
+                use std::os::linux::net::SocketAddrExt;
+                match (a.as_pathname(), a.as_abstract_name()) {
+                    (Some(path), _) => path.display().to_string(),
+                    // systemd's notation for ListenStream=@name.
+                    (None, Some(name)) => format!("@{}", String::from_utf8_lossy(name)),
+                    (None, None) => "(unnamed Unix socket)".to_owned(),
+                }
             }),
         }
         .unwrap_or_else(|e| format!("(unknown: {e})"))

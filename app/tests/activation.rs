@@ -45,6 +45,20 @@ fn serves_an_inherited_unix_socket() {
 }
 
 #[test]
+fn serves_an_inherited_abstract_unix_socket() {
+    use std::os::linux::net::SocketAddrExt;
+    let name = format!("portico-test-{}", std::process::id());
+    let addr = std::os::unix::net::SocketAddr::from_abstract_name(&name).unwrap();
+    let listener = UnixListener::bind_addr(&addr).unwrap();
+    let _portico = Portico::start().fd(listener).spawn();
+    let stream = std::os::unix::net::UnixStream::connect_addr(&addr).unwrap();
+    stream.set_read_timeout(Some(PATIENCE)).unwrap();
+    let status: serde_json::Value =
+        serde_json::from_str(&request(stream, "GET", "/api/status", "").unwrap().body).unwrap();
+    assert_eq!(status["activation"]["listeners"][0]["address"], format!("@{name}"));
+}
+
+#[test]
 fn serves_several_named_sockets_at_once() {
     let web = tcp_listener("127.0.0.1:0");
     let admin = tcp_listener("[::1]:0");
