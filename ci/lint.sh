@@ -61,7 +61,7 @@ for deb in "${debs[@]}"; do
     "${lintian_as[@]}" lintian --display-info --pedantic --tag-display-limit 0 \
         --fail-on warning,pedantic "$deb" >"$out/lintian.log" 2>&1 || ok=false
     tags=$(grep -cE '^[EWIPX]:' "$out/lintian.log" || true)
-    overridden=$("${lintian_as[@]}" lintian --show-overrides "$deb" 2>/dev/null | grep '^O:' |
+    overridden=$("${lintian_as[@]}" lintian --display-info --show-overrides "$deb" 2>/dev/null | grep '^O:' |
         cut -d' ' -f3 | sort -u | paste -sd' ' || true)
     check "lintian ${deb##*/}: $tags tags; overridden (packaging/debian/lintian-overrides): $overridden" "$ok"
     [ "$tags" -eq 0 ] || grep -E '^[EWIPX]:' "$out/lintian.log" | sed 's/^/    /'
