@@ -331,12 +331,13 @@ def parse_wrk(out):
         m = re.search(rf"^\s*{pct}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
         return float(m.group(1)) * UNIT[m.group(2)] if m else None
     m = re.search(r"(\d+) requests in", out)
-    errs = re.search(r"Socket errors: (.*)", out)
+    # "Socket errors: connect 0, read 0, write 0, timeout 11" and the non-2xx count.
+    errors = {k: int(n) for k, n in re.findall(r"(connect|read|write|timeout) (\d+)", out)}
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     return {"requests": int(m.group(1)) if m else 0,
             "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
             "p50": lat(50), "p99": lat(99),
-            "errors": (errs.group(1) if errs else "") + (f" non-2xx {non2xx.group(1)}" if non2xx else "")}
+            "errors": dict(errors, **{"non-2xx": int(non2xx.group(1)) if non2xx else 0})}
 
 
 def perf_events():
@@ -571,7 +572,7 @@ def report(args, results, load_before, load_after, events, cg_root, elapsed):
     lines += ["", "How each server was set up (the same bytes served by all, checked before each run):", ""]
     for s in results:
         lines.append(f"- {s['name']} `{s['path']}`: {s['fairness']}; response headers {s['head']} B, "
-                     f"body {s['body']} B{'; errors: ' + s['errors'] if s['errors'] else ''}.")
+                     f"body {s['body']} B" + (f"; wrk counted {s['errors']} over its runs" if s['errors'] else "") + ".")
     lines += [
         "",
         "How the figures are taken:",
@@ -688,7 +689,8 @@ def main():
                                            "rss_load", "exe", "cpu", "wall", "wrk_cpu", "core0", "core1")}
         summary.update(name=s.name, path=s.path, fairness=s.fairness, head=rs[-1]["head"],
                        body=rs[-1]["body"], cold=statistics.median(colds[i]) * 1e3,
-                       errors="; ".join(sorted({r["errors"].strip() for r in rs if r["errors"].strip()})))
+                       errors=", ".join(f"{k} errors {n}" for k in ("connect", "read", "write", "timeout", "non-2xx")
+                                        if (n := sum(r["errors"].get(k, 0) for r in rs))))
         summary["limit"] = limiting(summary)
         results.append(summary)
     text = report(args, results, load_before, load_after, events, cg_root,
