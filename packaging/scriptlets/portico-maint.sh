@@ -11,7 +11,8 @@
 #   portico_maint postinst "$@"     portico_maint prerm "$@"     portico_maint postrm "$@"
 # How each package manager calls the scripts, and what that means here:
 #   dpkg  postinst configure ''          -> install   postinst configure OLDVER -> upgrade
-#         postinst abort-*               -> upgrade (puts back what a failed step stopped)
+#         postinst abort-remove          -> install (a failed removal had disabled the socket)
+#         postinst abort-upgrade|abort-deconfigure -> upgrade
 #         prerm remove                   -> remove    prerm upgrade|deconfigure|failed-upgrade -> nothing
 #         postrm remove                  -> removed   postrm purge -> purge   others -> nothing
 #   rpm   %post 1 -> install, %post 2+ -> upgrade; %preun 0 -> remove, 1+ -> nothing (the new
@@ -30,7 +31,9 @@
 #            portico.service only: systemd, PID 1, keeps holding the listening socket, so
 #            connections queue in the kernel while the new binary starts and none is
 #            refused. The socket is never stopped or restarted on an upgrade (oe-core's
-#            systemd class would restart it, which closes the listener).
+#            systemd class would restart it, which closes the listener); so a changed
+#            portico.socket (say, ListenStream=) takes effect at the next boot, or at a
+#            `systemctl restart portico.socket` when dropping connections is acceptable.
 #   remove   stop and disable portico.socket and portico.service (the unit files are still
 #            there, which disable needs), and a global enable of the user units.
 #   removed  daemon-reload, so systemd forgets the units whose files are gone.
@@ -121,6 +124,7 @@ portico_maint() {
                 step=install
             fi
             ;;
+        postinst:abort-remove) step=install ;;
         postinst:abort-*) step=upgrade ;;
         postinst:[0-9]*) if [ "$action" -ge 2 ]; then step=upgrade; else step=install; fi ;;
         prerm:remove) step=remove ;;
