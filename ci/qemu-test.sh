@@ -30,7 +30,7 @@ fi
 case $ARCH in
 aarch64)
     DEBARCH=arm64 TRIPLE=aarch64-unknown-linux-gnu KFLAVOUR=arm64 CONSOLE=ttyAMA0
-    QEMU=(qemu-system-aarch64 -M virt -cpu max,pauth=off) QEMU_PKG=qemu-system-arm ;;
+    QEMU=(qemu-system-aarch64 -M virt -cpu 'max,pauth=off') QEMU_PKG=qemu-system-arm ;;
 x86_64)
     DEBARCH=amd64 TRIPLE=x86_64-unknown-linux-gnu KFLAVOUR=amd64 CONSOLE=ttyS0
     QEMU=(qemu-system-x86_64 -M q35 -cpu max) QEMU_PKG=qemu-system-x86 ;;
@@ -181,7 +181,7 @@ T_IMAGE=$(elapsed "$T2")
 
 # ---------------------------------------------------------------------------------------
 # Boot. From here on every outcome is a PASS:/FAIL: line.
-NPASS=0 NFAIL=0 QEMU_PID= LOAD_PID=
+NPASS=0 NFAIL=0 QEMU_PID='' LOAD_PID=''
 pass() { echo "PASS: $*"; NPASS=$((NPASS + 1)); }
 fail() { echo "FAIL: $*"; NFAIL=$((NFAIL + 1)); }
 cleanup() {
