@@ -14,6 +14,7 @@ mod routes;
 mod server;
 mod shutdown;
 mod status;
+mod stream;
 
 use std::error::Error;
 use std::process::ExitCode;
@@ -22,12 +23,13 @@ use std::time::Instant;
 
 use tokio::task::JoinSet;
 
-use crate::activation::{Listener, Listeners};
+use crate::activation::Listeners;
 use crate::config::{Command, Config};
 use crate::routes::AppState;
 use crate::server::{Connections, Limits, Server};
 use crate::shutdown::{Reason, Shutdown};
 use crate::status::Activation;
+use crate::stream::AsyncListener;
 
 /// Exit status for a setup that a restart cannot fix (bad config, bad sockets, root):
 /// EX_CONFIG, which portico.service lists in RestartPreventExitStatus=.
@@ -93,19 +95,12 @@ async fn serve(config: Box<Config>, listeners: Listeners) -> Result<(), Box<dyn 
         connections: connections.clone(),
         shutdown: shutdown.clone(),
     });
-    let app = routes::router(state, config.max_body_bytes);
+    let app = routes::router(state);
     let server = Server::new(app, connections.clone(), shutdown.clone(), &Limits::from(&*config));
 
     let mut accept_loops = JoinSet::new();
     for (listener, _) in listeners.sockets {
-        match listener {
-            Listener::Tcp(l) => {
-                accept_loops.spawn(server.clone().accept_loop(tokio::net::TcpListener::from_std(l)?))
-            }
-            Listener::Unix(l) => {
-                accept_loops.spawn(server.clone().accept_loop(tokio::net::UnixListener::from_std(l)?))
-            }
-        };
+        accept_loops.spawn(server.clone().accept_loop(AsyncListener::new(listener)?));
     }
     tracing::info!("portico {} serving {summary}", config::VERSION);
     notify::ready(&format!("Serving {summary}"));

@@ -9,7 +9,6 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Json, Response};
 use axum::routing::get;
-use tower_http::limit::RequestBodyLimitLayer;
 
 use crate::server::Connections;
 use crate::shutdown::Shutdown;
@@ -30,14 +29,13 @@ pub struct AppState {
     pub shutdown: Shutdown,
 }
 
-pub fn router(state: Arc<AppState>, max_body_bytes: usize) -> Router {
+pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/", get(page))
         .route("/api/status", get(api_status))
         .route("/healthz", get(healthz))
         .route("/assets/status.js", get(|| asset("text/javascript; charset=utf-8", SCRIPT)))
         .route("/assets/status.css", get(|| asset("text/css; charset=utf-8", STYLE)))
-        .layer(RequestBodyLimitLayer::new(max_body_bytes))
         .with_state(state)
 }
 

@@ -16,23 +16,27 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
+use axum::http::StatusCode;
+use axum::http::header::CONTENT_LENGTH;
+use axum::response::IntoResponse;
 use http_body::{Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, watch};
 use tokio::time::Instant;
 use tower_service::Service;
 
 use crate::config::Config;
 use crate::shutdown::Shutdown;
+use crate::stream::{AsyncListener, Stream};
 
 /// The limits a connection is held to.
 pub struct Limits {
     pub header_read_timeout: Duration,
     pub keep_alive_timeout: Duration,
     pub max_header_bytes: usize,
+    pub max_body_bytes: usize,
 }
 
 impl From<&Config> for Limits {
@@ -41,6 +45,7 @@ impl From<&Config> for Limits {
             header_read_timeout: config.header_read_timeout,
             keep_alive_timeout: config.keep_alive_timeout,
             max_header_bytes: config.max_header_bytes,
+            max_body_bytes: config.max_body_bytes,
         }
     }
 }
@@ -169,6 +174,7 @@ pub struct Server {
     shutdown: Shutdown,
     http: http1::Builder,
     keep_alive_timeout: Duration,
+    max_body_bytes: usize,
 }
 
 impl Server {
@@ -178,16 +184,23 @@ impl Server {
             .header_read_timeout(limits.header_read_timeout)
             .max_header_size(limits.max_header_bytes)
             .keep_alive(true);
-        Arc::new(Server { app, connections, shutdown, http, keep_alive_timeout: limits.keep_alive_timeout })
+        Arc::new(Server {
+            app,
+            connections,
+            shutdown,
+            http,
+            keep_alive_timeout: limits.keep_alive_timeout,
+            max_body_bytes: limits.max_body_bytes,
+        })
     }
 
     /// Accepts connections until the shutdown starts.
-    pub async fn accept_loop<L: Accept>(self: Arc<Self>, listener: L) {
+    pub async fn accept_loop(self: Arc<Self>, listener: AsyncListener) {
         let shutdown = self.shutdown.started();
         tokio::pin!(shutdown);
         loop {
             let stream = tokio::select! {
-                accepted = listener.accept_stream() => accepted,
+                accepted = listener.accept() => accepted,
                 _ = &mut shutdown => return,
             };
             let stream = match stream {
@@ -218,15 +231,13 @@ impl Server {
         }
     }
 
-    async fn serve<S>(
+    async fn serve(
         self: Arc<Self>,
-        stream: S,
+        stream: Stream,
         _slot: OwnedSemaphorePermit,
         id: u64,
         connection: Arc<Connection>,
-    ) where
-        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    {
+    ) {
         let service = RequestService { connection: connection.clone(), server: self.clone() };
         let conn = self.http.serve_connection(TokioIo::new(stream), service);
         tokio::pin!(conn);
@@ -292,29 +303,6 @@ async fn accept_failed(e: std::io::Error) {
     tokio::time::sleep(Duration::from_millis(100)).await;
 }
 
-/// A listening socket the accept loop can take connections from.
-pub trait Accept: Send + 'static {
-    type Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static;
-    fn accept_stream(&self) -> impl Future<Output = std::io::Result<Self::Stream>> + Send;
-}
-
-impl Accept for tokio::net::TcpListener {
-    type Stream = tokio::net::TcpStream;
-    async fn accept_stream(&self) -> std::io::Result<Self::Stream> {
-        let (stream, _) = self.accept().await?;
-        // Responses are written whole; don't let Nagle hold back their last segment.
-        stream.set_nodelay(true)?;
-        Ok(stream)
-    }
-}
-
-impl Accept for tokio::net::UnixListener {
-    type Stream = tokio::net::UnixStream;
-    async fn accept_stream(&self) -> std::io::Result<Self::Stream> {
-        Ok(self.accept().await?.0)
-    }
-}
-
 /// Runs the router for one connection and keeps its activity record up to date.
 #[derive(Clone)]
 struct RequestService {
@@ -331,9 +319,16 @@ impl hyper::service::Service<hyper::Request<Incoming>> for RequestService {
         self.connection.begin_request();
         let in_flight = InFlight(self.connection.clone());
         let served = self.server.clone();
-        let response = self.server.app.clone().call(request.map(Body::new));
+        // No route reads a body; refuse a large one up front rather than let it arrive.
+        let declared =
+            request.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+        let too_large = declared.is_some_and(|n| n > self.server.max_body_bytes as u64);
+        let response = (!too_large).then(|| self.server.app.clone().call(request.map(Body::new)));
         Box::pin(async move {
-            let response = response.await?;
+            let response = match response {
+                Some(response) => response.await?,
+                None => (StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n").into_response(),
+            };
             served.connections.served.fetch_add(1, Ordering::Relaxed);
             Ok(response.map(|body| TrackedBody { body, _in_flight: in_flight }))
         })
