@@ -220,7 +220,7 @@ def stop(proc, group):
         proc.wait()
 
 
-def write_peer_configs(d, www, asset):
+def write_peer_configs(d, www):
     """Every peer tuned the way its docs advise for a small static file, access logs off."""
     os.makedirs(f"{d}/nginx", exist_ok=True)
     ext_types = "application/javascript js; text/css css; text/html html; image/svg+xml svg;"
@@ -636,7 +636,7 @@ def main():
     asset_bytes = open(dest, "rb").read()
     asset_type = {".js": "application/javascript", ".css": "text/css", ".svg": "image/svg+xml",
                   ".html": "text/html"}.get(os.path.splitext(dest)[1], "application/octet-stream")
-    write_peer_configs(d, www, args.asset)
+    write_peer_configs(d, www)
 
     root = cgroup2_root()
     cg_root = None
