@@ -1,12 +1,16 @@
 //! What portico serves: the status page, its assets, `/api/status` and `/healthz`.
 //! The assets are compiled in, so the binary is the only file to install.
+//!
+//! The assets need no state and are most of a page load's requests, so they are answered
+//! before routing (`asset`); the router has the dynamic routes.
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
+use axum::body::Body;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderValue, Method, Request, StatusCode, header};
 use axum::response::{Html, IntoResponse, Json, Response};
 use axum::routing::get;
 
@@ -34,8 +38,6 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/", get(page))
         .route("/api/status", get(api_status))
         .route("/healthz", get(healthz))
-        .route("/assets/status.js", get(|| asset("text/javascript; charset=utf-8", SCRIPT)))
-        .route("/assets/status.css", get(|| asset("text/css; charset=utf-8", STYLE)))
         .with_state(state)
 }
 
@@ -45,10 +47,20 @@ fn collect(state: &AppState) -> status::Status {
 
 /// The page with the figures filled in, so it shows them without JavaScript too.
 fn render(status: &status::Status) -> String {
-    let mut html = PAGE.to_owned();
-    for (field, value) in status::display_fields(status) {
-        html = html.replace(&format!("{{{{{field}}}}}"), &escape(&value));
+    let fields = status::display_fields(status);
+    let mut html = String::with_capacity(PAGE.len() + 512);
+    let mut rest = PAGE;
+    while let Some(start) = rest.find("{{") {
+        html.push_str(&rest[..start]);
+        let Some(end) = rest[start..].find("}}") else { break };
+        let name = &rest[start + 2..start + end];
+        match fields.iter().find(|(field, _)| *field == name) {
+            Some((_, value)) => escape_into(&mut html, value),
+            None => html.push_str(&rest[start..start + end + 2]),
+        }
+        rest = &rest[start + end + 2..];
     }
+    html.push_str(rest);
     html
 }
 
@@ -77,12 +89,24 @@ async fn healthz(State(state): State<Arc<AppState>>) -> Response {
     (code, [(header::CACHE_CONTROL, "no-store")], body).into_response()
 }
 
-async fn asset(content_type: &'static str, body: &'static str) -> Response {
-    ([(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, "no-cache")], body).into_response()
+/// Answers a request for a compiled-in asset, or returns None for every other path.
+pub fn asset<B>(request: &Request<B>) -> Option<Response> {
+    let (content_type, body) = match request.uri().path() {
+        "/assets/status.js" => ("text/javascript; charset=utf-8", SCRIPT),
+        "/assets/status.css" => ("text/css; charset=utf-8", STYLE),
+        _ => return None,
+    };
+    if !matches!(*request.method(), Method::GET | Method::HEAD) {
+        return Some(([(header::ALLOW, "GET, HEAD")], StatusCode::METHOD_NOT_ALLOWED).into_response());
+    }
+    let mut response = Response::new(Body::from(body));
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    Some(response)
 }
 
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
+fn escape_into(out: &mut String, text: &str) {
     for c in text.chars() {
         match c {
             '&' => out.push_str("&amp;"),
@@ -93,14 +117,15 @@ fn escape(text: &str) -> String {
             c => out.push(c),
         }
     }
-    out
 }
 
 #[cfg(test)]
 mod tests {
     #[test]
     fn escape_neutralises_markup() {
-        assert_eq!(super::escape("<b>\"x\" & 'y'</b>"), "&lt;b&gt;&quot;x&quot; &amp; &#39;y&#39;&lt;/b&gt;");
+        let mut out = String::new();
+        super::escape_into(&mut out, "<b>\"x\" & 'y'</b>");
+        assert_eq!(out, "&lt;b&gt;&quot;x&quot; &amp; &#39;y&#39;&lt;/b&gt;");
     }
 
     #[test]

@@ -318,20 +318,29 @@ impl hyper::service::Service<hyper::Request<Incoming>> for RequestService {
     fn call(&self, request: hyper::Request<Incoming>) -> Self::Future {
         self.connection.begin_request();
         let in_flight = InFlight(self.connection.clone());
-        let served = self.server.clone();
+        let server = self.server.clone();
+        let finish = move |response: axum::response::Response| {
+            server.connections.served.fetch_add(1, Ordering::Relaxed);
+            Ok(response.map(|body| TrackedBody { body, _in_flight: in_flight }))
+        };
+        if let Some(response) = self.answer_at_once(&request) {
+            return Box::pin(std::future::ready(finish(response)));
+        }
+        let routed = self.server.app.clone().call(request.map(Body::new));
+        Box::pin(async move { finish(routed.await?) })
+    }
+}
+
+impl RequestService {
+    /// What needs no routing: a body over the limit, and the compiled-in assets.
+    fn answer_at_once(&self, request: &hyper::Request<Incoming>) -> Option<axum::response::Response> {
         // No route reads a body; refuse a large one up front rather than let it arrive.
         let declared =
             request.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-        let too_large = declared.is_some_and(|n| n > self.server.max_body_bytes as u64);
-        let response = (!too_large).then(|| self.server.app.clone().call(request.map(Body::new)));
-        Box::pin(async move {
-            let response = match response {
-                Some(response) => response.await?,
-                None => (StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n").into_response(),
-            };
-            served.connections.served.fetch_add(1, Ordering::Relaxed);
-            Ok(response.map(|body| TrackedBody { body, _in_flight: in_flight }))
-        })
+        if declared.is_some_and(|n| n > self.server.max_body_bytes as u64) {
+            return Some((StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n").into_response());
+        }
+        crate::routes::asset(request)
     }
 }
 

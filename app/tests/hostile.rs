@@ -59,6 +59,9 @@ fn unknown_paths_and_methods_are_refused_plainly() {
     let (_portico, addr) = serve(&[]);
     assert_eq!(get(addr, "/etc/passwd").status, 404);
     assert_eq!(request(connect(addr), "DELETE", "/api/status", "").unwrap().status, 405);
+    assert_eq!(request(connect(addr), "POST", "/assets/status.css", "").unwrap().status, 405);
+    let head = request(connect(addr), "HEAD", "/assets/status.js", "").unwrap();
+    assert_eq!((head.status, head.body.as_str()), (200, ""));
 }
 
 /// Opens a connection that sends a request head one byte at a time, forever.
