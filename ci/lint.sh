@@ -70,6 +70,7 @@ for deb in "${debs[@]}"; do
 done
 
 # --- 3. maintainer scripts, offline
+failed_before=$failed
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/portico-dpkg.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 deb1=${debs[0]}
@@ -138,7 +139,7 @@ t_opkg() {
 check "rpm conventions (\$1 counts): install enables, upgrade keeps, erase disables" t_rpm
 check "opkg conventions: upgrade keeps the socket, remove disables, purge clears state" t_opkg
 
-if [ "$failed" -gt 0 ]; then
+if [ "$failed" -gt "$failed_before" ]; then
     echo "--- dpkg and scriptlet log:"
     sed 's/^/    /' "$tmp/dpkg.log"
 fi
