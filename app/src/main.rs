@@ -19,7 +19,6 @@ mod stream;
 use std::error::Error;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Instant;
 
 use tokio::task::JoinSet;
 
@@ -90,8 +89,7 @@ async fn serve(config: Box<Config>, listeners: Listeners) -> Result<(), Box<dyn 
     };
     let summary = activation_summary(&activation);
     let state = Arc::new(AppState {
-        activation,
-        started: Instant::now(),
+        fixed: status::Fixed::read(activation),
         connections: connections.clone(),
         shutdown: shutdown.clone(),
     });

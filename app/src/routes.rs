@@ -5,7 +5,6 @@
 //! before routing (`asset`); the router has the dynamic routes.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use axum::Router;
 use axum::body::Body;
@@ -16,7 +15,7 @@ use axum::routing::get;
 
 use crate::server::Connections;
 use crate::shutdown::Shutdown;
-use crate::status::{self, Activation};
+use crate::status::{self, Fixed};
 
 const PAGE: &str = include_str!("../assets/index.html");
 const SCRIPT: &str = include_str!("../assets/status.js");
@@ -27,8 +26,7 @@ pub const HEALTHY: &str = "ok\n";
 pub const STOPPING: &str = "shutting down\n";
 
 pub struct AppState {
-    pub activation: Activation,
-    pub started: Instant,
+    pub fixed: Fixed,
     pub connections: Arc<Connections>,
     pub shutdown: Shutdown,
 }
@@ -41,8 +39,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
-fn collect(state: &AppState) -> status::Status {
-    status::collect(&state.activation, state.started, state.connections.stats())
+fn collect(state: &AppState) -> status::Status<'_> {
+    status::collect(&state.fixed, state.connections.stats())
 }
 
 /// The page with the figures filled in, so it shows them without JavaScript too.
@@ -132,9 +130,10 @@ mod tests {
     fn the_page_is_rendered_with_every_figure() {
         use crate::activation::Origin;
         use crate::server::Stats;
-        let activation = super::Activation { mode: Origin::SelfBound, listeners: vec![] };
+        let activation = super::status::Activation { mode: Origin::SelfBound, listeners: vec![] };
+        let fixed = super::Fixed::read(activation);
         let stats = Stats { open_connections: 1, requests_served: 42 };
-        let status = super::status::collect(&activation, std::time::Instant::now(), stats);
+        let status = super::status::collect(&fixed, stats);
         let html = super::render(&status);
         assert!(!html.contains("{{"), "a placeholder was left: {html}");
         assert!(html.contains(">42</dd>"), "{html}");

@@ -1,5 +1,7 @@
 //! The device's figures: what the status page shows and `/api/status` returns.
 //!
+//! What stays put while portico runs (OS, kernel, its own ids) is read once (`Fixed`);
+//! the rest on each request.
 //! Uptime, load and memory come from sysinfo(2) rather than /proc, which a hardened unit
 //! may hide (ProcSubset=pid).
 
@@ -11,18 +13,48 @@ use crate::activation::{Origin, SocketInfo};
 use crate::server::Stats;
 
 #[derive(Serialize)]
-pub struct Status {
+pub struct Status<'a> {
     pub hostname: String,
-    pub os: String,
-    pub kernel: String,
-    pub architecture: String,
+    pub os: &'a str,
+    pub kernel: &'a str,
+    pub architecture: &'a str,
     pub uptime_seconds: u64,
     pub load: [f64; 3],
     pub memory: Memory,
     pub root_filesystem: Filesystem,
     pub portico: Portico,
+    pub activation: &'a Activation,
+    pub process: &'a Process,
+}
+
+/// The figures that stay put while portico runs. Read after the switch of user, so the
+/// uid and gid are the ones it serves with.
+pub struct Fixed {
+    pub os: String,
+    pub kernel: String,
+    pub architecture: String,
+    pub pid: u32,
+    pub started: Instant,
     pub activation: Activation,
     pub process: Process,
+}
+
+impl Fixed {
+    pub fn read(activation: Activation) -> Self {
+        let uname = nix::sys::utsname::uname().ok();
+        let field = |f: fn(&nix::sys::utsname::UtsName) -> &std::ffi::OsStr| {
+            uname.as_ref().map(|u| f(u).to_string_lossy().into_owned()).unwrap_or_default()
+        };
+        Fixed {
+            os: os_release(),
+            kernel: field(|u| u.release()),
+            architecture: field(|u| u.machine()),
+            pid: std::process::id(),
+            started: Instant::now(),
+            activation,
+            process: Process { uid: nix::unistd::getuid().as_raw(), gid: nix::unistd::getgid().as_raw() },
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -58,22 +90,18 @@ pub struct Process {
     pub gid: u32,
 }
 
-/// Reads the figures now. Whatever cannot be read is reported as empty or zero rather
-/// than failing the page.
+/// Reads the live figures now. Whatever cannot be read is reported as empty or zero
+/// rather than failing the page.
 // statvfs counts are 32-bit on 32-bit targets such as armv7.
 #[allow(clippy::unnecessary_cast)]
-pub fn collect(activation: &Activation, started: Instant, stats: Stats) -> Status {
-    let uname = nix::sys::utsname::uname().ok();
-    let uname_field = |f: fn(&nix::sys::utsname::UtsName) -> &std::ffi::OsStr| {
-        uname.as_ref().map(|u| f(u).to_string_lossy().into_owned()).unwrap_or_default()
-    };
+pub fn collect(fixed: &Fixed, stats: Stats) -> Status<'_> {
     let info = nix::sys::sysinfo::sysinfo().ok();
     let root = nix::sys::statvfs::statvfs("/").ok();
     Status {
         hostname: nix::unistd::gethostname().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default(),
-        os: os_release(),
-        kernel: uname_field(|u| u.release()),
-        architecture: uname_field(|u| u.machine()),
+        os: &fixed.os,
+        kernel: &fixed.kernel,
+        architecture: &fixed.architecture,
         uptime_seconds: info.as_ref().map_or(0, |i| i.uptime().as_secs()),
         load: info.as_ref().map_or([0.0; 3], |i| {
             let (one, five, fifteen) = i.load_average();
@@ -91,13 +119,13 @@ pub fn collect(activation: &Activation, started: Instant, stats: Stats) -> Statu
         },
         portico: Portico {
             version: crate::config::VERSION,
-            pid: std::process::id(),
-            uptime_seconds: started.elapsed().as_secs(),
+            pid: fixed.pid,
+            uptime_seconds: fixed.started.elapsed().as_secs(),
             open_connections: stats.open_connections,
             requests_served: stats.requests_served,
         },
-        activation: activation.clone(),
-        process: Process { uid: nix::unistd::getuid().as_raw(), gid: nix::unistd::getgid().as_raw() },
+        activation: &fixed.activation,
+        process: &fixed.process,
     }
 }
 
@@ -121,15 +149,15 @@ pub fn display_fields(status: &Status) -> Vec<(&'static str, String)> {
     let [one, five, fifteen] = status.load;
     vec![
         ("hostname", status.hostname.clone()),
-        ("os", status.os.clone()),
-        ("kernel", status.kernel.clone()),
-        ("architecture", status.architecture.clone()),
+        ("os", status.os.to_owned()),
+        ("kernel", status.kernel.to_owned()),
+        ("architecture", status.architecture.to_owned()),
         ("uptime", duration(status.uptime_seconds)),
         ("load", format!("{one:.2} {five:.2} {fifteen:.2}")),
         ("memory", used(status.memory.total_bytes, status.memory.free_bytes)),
         ("root_filesystem", used(status.root_filesystem.total_bytes, status.root_filesystem.available_bytes)),
         ("version", status.portico.version.to_owned()),
-        ("activation", activation(&status.activation)),
+        ("activation", activation(status.activation)),
         ("identity", format!("uid {}, gid {}", status.process.uid, status.process.gid)),
         ("connections", status.portico.open_connections.to_string()),
         ("requests", status.portico.requests_served.to_string()),
