@@ -76,7 +76,7 @@ BASE=$CACHE/base-$DEBARCH-$BASE_KEY
 build_base() {
     local t0 tmp=$BASE.tmp
     t0=$(now_s)
-    echo "qemu-test: building the $DEBARCH base rootfs (cached as $BASE; minutes under qemu-user)"
+    echo "qemu-test: building the $DEBARCH base rootfs (cached as $BASE; arm64 takes minutes under qemu-user)"
     rm -rf "$tmp"; mkdir -p "$tmp/debs"
     # The hook downloads into the parent of the rootfs dir, so the rootfs dir is inside debs/.
     "${MMDEBSTRAP[@]}" "$tmp/debs/rootfs" \
