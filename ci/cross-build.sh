@@ -90,12 +90,6 @@ install a matching one yourself into $top, or build armv7 elsewhere with cross"
     echo "$PWD/$top/usr"
 }
 
-# repo_uri CODENAME: the host's mirror for that suite.
-repo_uri() {
-    # shellcheck disable=SC2016 # apt's own $(FIELD) syntax, not the shell's
-    apt-get indextargets --format '$(REPO_URI) $(CODENAME)' | awk -v c="$1" '$2 == c { print $1; exit }'
-}
-
 # install_toolchain: what the requested triples need, idempotently.
 install_toolchain() {
     local pkgs=(curl iproute2 systemd) t

@@ -50,3 +50,9 @@ free_port() {
     done
     die "no free TCP port found on 127.0.0.1"
 }
+
+# repo_uri CODENAME: the host's own mirror for that suite (the only one reachable here).
+repo_uri() {
+    # shellcheck disable=SC2016 # apt's own $(FIELD) syntax, not the shell's
+    apt-get indextargets --format '$(REPO_URI) $(CODENAME)' | awk -v c="$1" '$2 == c { print $1; exit }'
+}
