@@ -53,12 +53,8 @@ apt_install "$QEMU_PKG" qemu-system-data ipxe-qemu mmdebstrap eatmydata arch-tes
 # Base rootfs: cached as a tarball keyed by everything that goes into it, because building an
 # arm64 rootfs under qemu-user takes minutes. portico is not in it: it is installed from the
 # .deb into a fresh copy on every run.
-mirror_uri() { # first deb822 URI on the host naming $1 (the host's own mirror)
-    grep -h '^URIs:' /etc/apt/sources.list.d/*.sources 2>/dev/null | awk '{print $2}' \
-        | grep -E "$1" | head -n1
-}
-MIRROR=$(mirror_uri '/debian/?$'); MIRROR=${MIRROR:-http://deb.debian.org/debian}
-SECMIRROR=$(mirror_uri 'debian-security'); SECMIRROR=${SECMIRROR:-http://deb.debian.org/debian-security}
+MIRROR=$(repo_uri bookworm); MIRROR=${MIRROR:-http://deb.debian.org/debian}
+SECMIRROR=$(repo_uri bookworm-security); SECMIRROR=${SECMIRROR:-http://deb.debian.org/debian-security}
 BASE_PKGS=systemd-sysv,udev,kmod,procps,apt
 MMDEBSTRAP=(mmdebstrap --mode=root --variant=minbase --arch="$DEBARCH" --include="$BASE_PKGS"
     --hook-dir=/usr/share/mmdebstrap/hooks/merged-usr --hook-dir=/usr/share/mmdebstrap/hooks/eatmydata
