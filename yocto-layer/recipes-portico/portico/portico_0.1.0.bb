@@ -22,7 +22,7 @@ PV .= "+git"
 SRC_URI = "${PORTICO_GIT_URL};branch=${PORTICO_GIT_BRANCH}"
 # Pinned: bitbake resolves AUTOREV over the network at parse time, and the crate list
 # below is the one of this revision's Cargo.lock (ci/yocto-crates.py checks both agree).
-SRCREV = "959572bf0f0560c66264795965f1ad0354a20c5a"
+SRCREV = "6dac5dc4a60965789a155dd679d4d16519463e11"
 
 # The crates of Cargo.lock; regenerate with `python3 ci/yocto-crates.py --write`
 # (same output as `bitbake -c update_crates portico`).
