@@ -87,7 +87,7 @@ async fn serve(config: Box<Config>, listeners: Listeners) -> Result<(), Box<dyn 
         mode: listeners.origin,
         listeners: listeners.sockets.iter().map(|(_, info)| info.clone()).collect(),
     };
-    let summary = activation_summary(&activation);
+    let summary = status::describe_activation(&activation);
     let state = Arc::new(AppState {
         fixed: status::Fixed::read(activation),
         connections: connections.clone(),
@@ -135,15 +135,6 @@ async fn serve(config: Box<Config>, listeners: Listeners) -> Result<(), Box<dyn 
         _ = second_signal => {}
     }
     Ok(())
-}
-
-fn activation_summary(activation: &Activation) -> String {
-    let addresses: Vec<&str> = activation.listeners.iter().map(|s| s.address.as_str()).collect();
-    let origin = match activation.mode {
-        activation::Origin::Systemd => "from systemd",
-        activation::Origin::SelfBound => "bound by portico",
-    };
-    format!("{} ({origin})", addresses.join(", "))
 }
 
 /// Keeps `systemctl status` showing live figures.

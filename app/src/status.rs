@@ -157,14 +157,15 @@ pub fn display_fields(status: &Status) -> Vec<(&'static str, String)> {
         ("memory", used(status.memory.total_bytes, status.memory.free_bytes)),
         ("root_filesystem", used(status.root_filesystem.total_bytes, status.root_filesystem.available_bytes)),
         ("version", status.portico.version.to_owned()),
-        ("activation", activation(status.activation)),
+        ("activation", describe_activation(status.activation)),
         ("identity", format!("uid {}, gid {}", status.process.uid, status.process.gid)),
         ("connections", status.portico.open_connections.to_string()),
         ("requests", status.portico.requests_served.to_string()),
     ]
 }
 
-fn activation(activation: &Activation) -> String {
+/// How portico got its sockets, for the page, the log and the STATUS= line.
+pub fn describe_activation(activation: &Activation) -> String {
     let sockets: Vec<String> = activation
         .listeners
         .iter()

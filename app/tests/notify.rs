@@ -18,7 +18,7 @@ fn ready_is_sent_once_the_port_answers() {
     // Straight after READY=1 the port must answer: no retry, no wait.
     let response = request(std::net::TcpStream::connect(&listen).unwrap(), "GET", "/healthz", "").unwrap();
     assert_eq!(response.status, 200);
-    assert!(ready.contains(&format!("STATUS=Serving {listen}")), "{ready}");
+    assert!(ready.contains(&format!("STATUS=Serving bound by portico: {listen}")), "{ready}");
 }
 
 #[test]
