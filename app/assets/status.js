@@ -7,7 +7,7 @@ const bytes = (n) => {
   while (v >= 1024 && u < units.length - 1) { v /= 1024; u++; }
   return u === 0 ? `${n} B` : `${v.toFixed(1)} ${units[u]}`;
 };
-const used = (total, free) => `${bytes(Math.max(total - free, 0))} of ${bytes(total)}`;
+const used = (total, available) => `${bytes(Math.max(total - available, 0))} of ${bytes(total)}`;
 const duration = (s) => {
   const d = Math.floor(s / 86400), h = Math.floor(s / 3600) % 24, m = Math.floor(s / 60) % 60;
   return d ? `${d} d ${h} h` : h ? `${h} h ${m} min` : `${m} min`;
@@ -20,7 +20,7 @@ const activation = (a) => {
 const fields = (s) => ({
   hostname: s.hostname, os: s.os, kernel: s.kernel, architecture: s.architecture,
   uptime: duration(s.uptime_seconds), load: s.load.map((l) => l.toFixed(2)).join(" "),
-  memory: used(s.memory.total_bytes, s.memory.free_bytes),
+  memory: used(s.memory.total_bytes, s.memory.available_bytes),
   root_filesystem: used(s.root_filesystem.total_bytes, s.root_filesystem.available_bytes),
   version: s.portico.version, activation: activation(s.activation),
   identity: `uid ${s.process.uid}, gid ${s.process.gid}`,

@@ -55,12 +55,28 @@ pub struct Listeners {
 /// wrong and the usual cause.
 #[derive(Debug)]
 pub enum ActivationError {
-    BadVariable { name: &'static str, value: OsString },
-    WrongPid { listen_pid: u32 },
-    NameCount { fds: usize, names: usize },
-    NotActivated,
-    BadSocket { fd: RawFd, name: Option<String>, problem: String },
-    Bind { addr: String, error: std::io::Error },
+    BadVariable {
+        name: &'static str,
+        value: OsString,
+    },
+    NameCount {
+        fds: usize,
+        names: usize,
+    },
+    /// `require_activation` is on and nothing usable was passed; `ignored` says why
+    /// passed descriptors were not taken.
+    NotActivated {
+        ignored: Option<String>,
+    },
+    BadSocket {
+        fd: RawFd,
+        name: Option<String>,
+        problem: String,
+    },
+    Bind {
+        addr: String,
+        error: std::io::Error,
+    },
 }
 
 impl fmt::Display for ActivationError {
@@ -74,24 +90,23 @@ impl fmt::Display for ActivationError {
                 "{name}={value:?} is not a number. The service manager's socket variables \
                  are malformed; start portico from a .socket unit or unset {name}."
             ),
-            ActivationError::WrongPid { listen_pid } => write!(
-                f,
-                "LISTEN_PID={listen_pid} but this process is {}: the passed sockets were meant \
-                 for another process. A wrapper that forks instead of using `exec` causes this; \
-                 make it `exec portico`, or unset LISTEN_FDS and LISTEN_PID to bind --listen.",
-                std::process::id()
-            ),
             ActivationError::NameCount { fds, names } => write!(
                 f,
                 "LISTEN_FDS={fds} but LISTEN_FDNAMES has {names} names: the service manager's \
                  variables disagree, so portico cannot tell which socket is which. {WRAPPER}"
             ),
-            ActivationError::NotActivated => write!(
-                f,
-                "no sockets were passed (LISTEN_FDS is not set) and require_activation is on. \
-                 Start portico through its socket (systemctl start portico.socket), or drop \
-                 --require-activation to bind the --listen addresses."
-            ),
+            ActivationError::NotActivated { ignored } => {
+                match ignored {
+                    Some(why) => write!(f, "{why}, and require_activation is on. ")?,
+                    None => f.write_str(
+                        "no sockets were passed (LISTEN_FDS is not set) and require_activation is on. ",
+                    )?,
+                }
+                f.write_str(
+                    "Start portico through its socket (systemctl start portico.socket), or drop \
+                     --require-activation to bind the --listen addresses.",
+                )
+            }
             ActivationError::BadSocket { fd, name, problem } => {
                 write!(f, "inherited fd {fd}")?;
                 if let Some(name) = name {
@@ -112,45 +127,69 @@ impl std::error::Error for ActivationError {}
 
 /// The sockets to serve: systemd's if it passed any, else the configured addresses.
 pub fn listeners(config: &Config) -> Result<Listeners, ActivationError> {
-    if let Some(sockets) = inherited()? {
-        return Ok(Listeners { origin: Origin::Systemd, sockets });
-    }
+    let ignored = match inherited()? {
+        Passed::Sockets(sockets) => return Ok(Listeners { origin: Origin::Systemd, sockets }),
+        Passed::Nothing => None,
+        Passed::Ignored(why) => Some(why),
+    };
     if config.require_activation {
-        return Err(ActivationError::NotActivated);
+        return Err(ActivationError::NotActivated { ignored });
+    }
+    if let Some(why) = ignored {
+        tracing::warn!("{why}: binding the --listen addresses instead");
     }
     let sockets = config.listen.iter().map(bind).collect::<Result<_, _>>()?;
     Ok(Listeners { origin: Origin::SelfBound, sockets })
 }
 
-/// Takes the sockets passed by the `LISTEN_FDS` protocol, or `None` if nothing was passed.
-fn inherited() -> Result<Option<Vec<(Listener, SocketInfo)>>, ActivationError> {
-    let Some(count) = number_var("LISTEN_FDS")? else {
-        return Ok(None);
-    };
-    // listenfd would quietly ignore sockets meant for another process; say so instead.
-    if let Some(listen_pid) = number_var("LISTEN_PID")? {
-        if listen_pid != std::process::id() {
-            return Err(ActivationError::WrongPid { listen_pid });
-        }
-    }
+/// What the `LISTEN_*` variables passed.
+enum Passed {
+    Nothing,
+    /// Descriptors that sd_listen_fds(3) would not take, and why.
+    Ignored(String),
+    Sockets(Vec<(Listener, SocketInfo)>),
+}
+
+/// Takes the sockets passed by the `LISTEN_FDS` protocol with the checks of
+/// sd_listen_fds(3) that listenfd leaves out: LISTEN_PID must be set and name this process,
+/// or the descriptors are not portico's to take. Every `LISTEN_*` variable is cleared, so
+/// nothing portico starts inherits them.
+fn inherited() -> Result<Passed, ActivationError> {
+    let count = number_var("LISTEN_FDS")?;
+    let pid = number_var("LISTEN_PID")?;
     let names: Option<Vec<String>> =
         std::env::var("LISTEN_FDNAMES").ok().map(|names| names.split(':').map(str::to_owned).collect());
-    if let Some(names) = &names {
-        if names.len() != count as usize {
-            return Err(ActivationError::NameCount { fds: count as usize, names: names.len() });
-        }
-    }
-
     // listenfd clears LISTEN_FDS and LISTEN_PID; it does not know LISTEN_FDNAMES.
+    let mut passed = listenfd::ListenFd::from_env();
     // SAFETY: no other thread exists yet to read the environment concurrently.
     unsafe { std::env::remove_var("LISTEN_FDNAMES") };
-    let mut passed = listenfd::ListenFd::from_env();
 
-    if count == 0 {
-        return Ok(None);
+    let count = match (count, pid) {
+        (None | Some(0), _) => return Ok(Passed::Nothing),
+        (Some(count), Some(pid)) if pid == std::process::id() => count as usize,
+        (Some(count), Some(pid)) => {
+            return Ok(Passed::Ignored(format!(
+                "LISTEN_FDS={count} was passed for process {pid}, but this is process {}: the \
+                 sockets are not portico's to take (sd_listen_fds(3)). A wrapper that forks \
+                 instead of using `exec` causes this; make it `exec portico`",
+                std::process::id()
+            )));
+        }
+        (Some(count), None) => {
+            return Ok(Passed::Ignored(format!(
+                "LISTEN_FDS={count} was passed without LISTEN_PID, so the sockets may be meant \
+                 for another process and are not taken (sd_listen_fds(3)). Set LISTEN_PID to \
+                 portico's own process id, as systemd and systemd-socket-activate do"
+            )));
+        }
+    };
+    if let Some(names) = &names {
+        if names.len() != count {
+            return Err(ActivationError::NameCount { fds: count, names: names.len() });
+        }
     }
-    let mut sockets = Vec::with_capacity(count as usize);
-    for index in 0..count as usize {
+    let mut sockets = Vec::with_capacity(count);
+    for index in 0..count {
         let name = names.as_ref().map(|names| names[index].clone());
         let raw = passed
             .take_raw_fd(index)
@@ -159,7 +198,7 @@ fn inherited() -> Result<Option<Vec<(Listener, SocketInfo)>>, ActivationError> {
             .ok_or_else(|| bad_socket(3 + index as RawFd, name.clone(), "could not be taken".into()))?;
         sockets.push(adopt(raw, name)?);
     }
-    Ok(Some(sockets))
+    Ok(Passed::Sockets(sockets))
 }
 
 fn number_var(name: &'static str) -> Result<Option<u32>, ActivationError> {

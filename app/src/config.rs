@@ -65,15 +65,16 @@ pub struct Config {
     pub user: Option<String>,
     /// Allow serving as root (without `user`). Off: portico refuses.
     pub allow_root: bool,
-    /// Runtime worker threads; 1 runs everything on the main thread. Default: the CPUs available.
+    /// Runtime worker threads; 1 runs everything on the main thread. Default: the CPUs
+    /// available, within the cgroup's task limit (threads::workers).
     pub workers: Option<usize>,
     /// How long in-flight requests may take to finish after SIGTERM.
     pub drain_timeout: Duration,
     /// Exit after this long without any open connection (for on-demand start).
     pub exit_idle_after: Option<Duration>,
-    /// How long a client may take to send a request's headers.
+    /// How long a client may take to send a request's head, from its first byte.
     pub header_read_timeout: Duration,
-    /// How long a connection may sit without a request in progress.
+    /// How long a connection may sit with no request in progress and none arriving.
     pub keep_alive_timeout: Duration,
     pub max_connections: usize,
     pub max_header_bytes: usize,
@@ -110,7 +111,7 @@ pub enum Command {
 
 /// A configuration problem, already phrased for the user: where, which key, what is wrong.
 #[derive(Debug)]
-pub struct ConfigError(String);
+pub struct ConfigError(pub String);
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -134,14 +135,15 @@ Options (each also a config-file key, with _ for -, and a PORTICO_<KEY> variable
                                 [::]:80 or a Unix socket path; repeat for several
                                 [default: 127.0.0.1:8080]
       --require-activation      refuse to start unless systemd passes the sockets
-      --user NAME               started as root: bind, then run as NAME
-      --allow-root              allow serving as root (without --user)
-      --workers N               runtime threads [default: the CPUs available]
+      --user NAME               started as root: bind, then run as NAME [default: nobody]
+      --allow-root              allow serving as root
+      --workers N               runtime threads [default: the CPUs available, within
+                                the cgroup's task limit]
       --drain-timeout DURATION  time in-flight requests get after SIGTERM [default: 10s]
       --exit-idle-after DURATION
                                 exit after this long with no connection [default: never]
-      --header-read-timeout DURATION   [default: 10s]
-      --keep-alive-timeout DURATION    [default: 5s]
+      --header-read-timeout DURATION   time to send a request's head [default: 10s]
+      --keep-alive-timeout DURATION    time idle between requests [default: 5s]
       --max-connections N              [default: 256]
       --max-header-bytes N             [default: 8192]
       --max-body-bytes N               [default: 65536]

@@ -15,6 +15,7 @@ mod server;
 mod shutdown;
 mod status;
 mod stream;
+mod threads;
 
 use std::error::Error;
 use std::process::ExitCode;
@@ -48,6 +49,10 @@ fn main() -> ExitCode {
         Err(e) => return fatal(&e, EXIT_SETUP),
     };
     logging::init(config.log_level);
+    let workers = match threads::workers(config.workers) {
+        Ok(workers) => workers,
+        Err(e) => return fatal(&e, EXIT_SETUP),
+    };
 
     let listeners = match activation::listeners(&config) {
         Ok(listeners) => listeners,
@@ -56,7 +61,7 @@ fn main() -> ExitCode {
     if let Err(e) = privileges::drop_root(config.user.as_deref(), config.allow_root) {
         return fatal(&e, EXIT_SETUP);
     }
-    match run(config, listeners) {
+    match run(config, listeners, workers) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fatal(&*e, 1),
     }
@@ -69,13 +74,17 @@ fn fatal(error: &dyn Error, code: u8) -> ExitCode {
     ExitCode::from(code)
 }
 
-fn run(config: Box<Config>, listeners: Listeners) -> Result<(), Box<dyn Error>> {
-    let workers =
-        config.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let runtime = match workers {
-        1 => tokio::runtime::Builder::new_current_thread().enable_all().build()?,
-        n => tokio::runtime::Builder::new_multi_thread().worker_threads(n).enable_all().build()?,
+fn run(config: Box<Config>, listeners: Listeners, workers: usize) -> Result<(), Box<dyn Error>> {
+    let mut builder = match workers {
+        1 => tokio::runtime::Builder::new_current_thread(),
+        n => {
+            let mut builder = tokio::runtime::Builder::new_multi_thread();
+            builder.worker_threads(n);
+            builder
+        }
     };
+    // Nothing in portico blocks; the cap keeps the thread count within threads::OTHER_THREADS.
+    let runtime = builder.max_blocking_threads(1).enable_all().build()?;
     runtime.block_on(serve(config, listeners))
 }
 
@@ -122,7 +131,7 @@ async fn serve(config: Box<Config>, listeners: Listeners) -> Result<(), Box<dyn 
             config.exit_idle_after.unwrap_or_default()
         ),
     }
-    notify::stopping("Draining connections");
+    notify::stopping("Draining connections", config.drain_timeout);
     // The accept loops end first, so no new connection is taken from here on; the
     // listening sockets stay open in systemd for the next instance.
     while accept_loops.join_next().await.is_some() {}

@@ -1,5 +1,6 @@
 //! systemd's notification protocol (`Type=notify`): READY=1 once every socket is served,
-//! STATUS= with a live summary, STOPPING=1 at shutdown, and WATCHDOG=1 pings.
+//! STATUS= with a live summary, STOPPING=1 at shutdown (with the time the drain needs),
+//! and WATCHDOG=1 pings.
 //!
 //! Without NOTIFY_SOCKET (started by hand) every call is a no-op.
 
@@ -21,9 +22,17 @@ pub fn status(status: &str) {
     send(&[NotifyState::Status(status)]);
 }
 
-pub fn stopping(status: &str) {
-    send(&[NotifyState::Stopping, NotifyState::Status(status)]);
+/// Says portico is stopping and asks for `drain` plus a margin to exit in, so a
+/// drain_timeout longer than the unit's TimeoutStopSec= is not cut short by SIGKILL.
+/// systemd never shortens its own timeout for this.
+pub fn stopping(status: &str, drain: Duration) {
+    let needed = drain + EXIT_MARGIN;
+    let usec = u32::try_from(needed.as_micros()).unwrap_or(u32::MAX);
+    send(&[NotifyState::Stopping, NotifyState::Status(status), NotifyState::ExtendTimeoutUsec(usec)]);
 }
+
+/// What exiting takes beyond the drain: closing connections, flushing the log.
+const EXIT_MARGIN: Duration = Duration::from_secs(5);
 
 /// Pings the watchdog at half the interval systemd asked for (WatchdogSec=), forever.
 ///
@@ -33,6 +42,11 @@ pub async fn watchdog() {
     let Some(timeout) = sd_notify::watchdog_enabled() else {
         return;
     };
+    // sd_watchdog_enabled(3) treats 0 as invalid, not as "ping constantly".
+    if timeout.is_zero() {
+        tracing::warn!("WATCHDOG_USEC=0 is not a valid interval: sending no watchdog pings");
+        return;
+    }
     let mut tick = tokio::time::interval(timeout / 2);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tracing::debug!("watchdog pings every {:?}", timeout / 2);

@@ -1,14 +1,18 @@
 //! Never serve as root: under systemd the unit gives portico its own user; started as root
-//! by another init (BusyBox, daemontools, runit), portico binds its ports and then becomes
-//! the configured user before it serves anything.
+//! by another init (BusyBox, daemontools, runit) or from a root shell, portico binds its
+//! ports and then becomes the configured user, or `nobody` as nginx does, before it serves
+//! anything.
 
 use std::fmt;
 
 use nix::unistd::{Uid, User, geteuid, setgid, setgroups, setuid};
 
+/// Whom a root start switches to when no user is configured.
+const DEFAULT_USER: &str = "nobody";
+
 #[derive(Debug)]
 pub enum PrivilegeError {
-    RefuseRoot,
+    RefuseRoot { user: String },
     UnknownUser(String),
     NotRoot { user: String },
     Switch { user: String, error: nix::Error },
@@ -17,14 +21,17 @@ pub enum PrivilegeError {
 impl fmt::Display for PrivilegeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            PrivilegeError::RefuseRoot => f.write_str(
-                "refusing to serve as root. Name an unprivileged user to switch to after \
-                 binding (--user portico, or `user` in the config file), or pass --allow-root \
-                 if you really mean it.",
+            PrivilegeError::RefuseRoot { user } => write!(
+                f,
+                "refusing to serve as root: user {user:?} has uid 0. Name an unprivileged user \
+                 to switch to after binding (--user portico, or `user` in the config file), or \
+                 pass --allow-root if you really mean it."
             ),
-            PrivilegeError::UnknownUser(user) => {
-                write!(f, "user {user:?} does not exist: create it, or name another with --user")
-            }
+            PrivilegeError::UnknownUser(user) => write!(
+                f,
+                "user {user:?} does not exist: create it, or name another with --user \
+                 (started as root, portico switches to {DEFAULT_USER:?} unless told otherwise)"
+            ),
             PrivilegeError::NotRoot { user } => write!(
                 f,
                 "cannot switch to user {user:?}: portico runs as uid {} and only root can \
@@ -38,17 +45,20 @@ impl fmt::Display for PrivilegeError {
 
 impl std::error::Error for PrivilegeError {}
 
-/// Switches to `user` if running as root, or refuses to go on as root unless allowed.
-/// Must run before any thread is started, so that every thread has the new identity.
+/// Switches to `user` if running as root (to `nobody` if no user is named), or refuses to
+/// go on as root unless allowed. Must run before any thread is started, so that every
+/// thread has the new identity.
 pub fn drop_root(user: Option<&str>, allow_root: bool) -> Result<(), PrivilegeError> {
-    let Some(name) = user else {
-        return match geteuid().is_root() && !allow_root {
-            true => Err(PrivilegeError::RefuseRoot),
-            false => Ok(()),
-        };
+    let name = match user {
+        Some(name) => name,
+        None if allow_root || !geteuid().is_root() => return Ok(()),
+        None => DEFAULT_USER,
     };
     let account =
         User::from_name(name).ok().flatten().ok_or_else(|| PrivilegeError::UnknownUser(name.to_owned()))?;
+    if account.uid.is_root() && !allow_root {
+        return Err(PrivilegeError::RefuseRoot { user: name.to_owned() });
+    }
     if !geteuid().is_root() {
         return match geteuid() == account.uid {
             true => Ok(()),
@@ -65,11 +75,12 @@ pub fn drop_root(user: Option<&str>, allow_root: bool) -> Result<(), PrivilegeEr
     if !account.uid.is_root() && setuid(Uid::from_raw(0)).is_ok() {
         return Err(switch(nix::Error::EPERM));
     }
-    tracing::info!(
-        user = name,
-        uid = account.uid.as_raw(),
-        gid = account.gid.as_raw(),
-        "switched user after binding"
-    );
+    let how = match user {
+        Some(_) => "switched user after binding",
+        None => {
+            "started as root with no user configured: switched to nobody after binding (name one with --user)"
+        }
+    };
+    tracing::info!(user = name, uid = account.uid.as_raw(), gid = account.gid.as_raw(), "{how}");
     Ok(())
 }

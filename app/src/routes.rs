@@ -132,7 +132,7 @@ mod tests {
         use crate::server::Stats;
         let activation = super::status::Activation { mode: Origin::SelfBound, listeners: vec![] };
         let fixed = super::Fixed::read(activation);
-        let stats = Stats { open_connections: 1, requests_served: 42 };
+        let stats = Stats { open_connections: 1, connections_accepted: 3, requests_served: 42 };
         let status = super::status::collect(&fixed, stats);
         let html = super::render(&status);
         assert!(!html.contains("{{"), "a placeholder was left: {html}");

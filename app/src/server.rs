@@ -1,10 +1,13 @@
 //! The HTTP/1.1 server: an accept loop per listening socket, a task per connection, and
 //! the limits that keep one slow or hostile client from starving the others.
 //!
-//! Each connection records what it is doing (requests in flight, when it last went idle)
-//! in two atomics the request path updates without waking anyone. The connection's own
-//! task reads them when its keep-alive timer fires, and the accept loop reads them to pick
-//! an idle connection to evict when the connection limit is reached.
+//! Each connection records what it is doing (requests in flight, when it last went idle,
+//! when the head of its next request began to arrive) in atomics the request path updates
+//! without waking anyone. The connection's own task reads them when its timer fires, to
+//! apply the keep-alive timeout to an idle connection and the header-read timeout to one
+//! whose request head is arriving; the accept loop reads them to pick an idle connection
+//! to evict when the connection limit is reached. Every request body passes through one
+//! size limit here, whichever route reads it.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -16,13 +19,16 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
+use axum::http::HeaderValue;
 use axum::http::StatusCode;
-use axum::http::header::CONTENT_LENGTH;
+use axum::http::header::{CONNECTION, CONTENT_LENGTH};
 use axum::response::IntoResponse;
 use http_body::{Frame, SizeHint};
+use http_body_util::Limited;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, watch};
 use tokio::time::Instant;
 use tower_service::Service;
@@ -54,14 +60,20 @@ impl From<&Config> for Limits {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Stats {
     pub open_connections: usize,
+    pub connections_accepted: u64,
     pub requests_served: u64,
 }
+
+/// `head_started_ms` when no request head is arriving.
+const NO_HEAD: u64 = u64::MAX;
 
 /// What one connection is doing.
 struct Connection {
     in_flight: AtomicUsize,
     /// When the last request finished (or the connection opened), in ms since `epoch`.
     idle_since_ms: AtomicU64,
+    /// When the first byte of the next request's head arrived, in ms since `epoch`.
+    head_started_ms: AtomicU64,
     epoch: Instant,
     requests: AtomicU64,
     request_started: Notify,
@@ -73,19 +85,44 @@ impl Connection {
         self.in_flight.load(Ordering::Acquire) == 0
     }
 
-    fn idle_since(&self) -> Instant {
-        self.epoch + Duration::from_millis(self.idle_since_ms.load(Ordering::Relaxed))
+    fn at(&self, ms: u64) -> Instant {
+        self.epoch + Duration::from_millis(ms)
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    /// When the connection is to be closed if nothing changes: an idle one after the
+    /// keep-alive timeout, one whose request head is arriving after the header-read
+    /// timeout from its first byte. None while a request is in flight.
+    fn deadline(&self, keep_alive: Duration, header_read: Duration) -> Option<Instant> {
+        if !self.is_idle() {
+            return None;
+        }
+        Some(match self.head_started_ms.load(Ordering::Relaxed) {
+            NO_HEAD => self.at(self.idle_since_ms.load(Ordering::Relaxed)) + keep_alive,
+            started => self.at(started) + header_read,
+        })
+    }
+
+    /// Called for every read from the client: bytes that arrive while no request is in
+    /// flight are the head of the next one.
+    fn bytes_arrived(&self) {
+        if self.is_idle() && self.head_started_ms.load(Ordering::Relaxed) == NO_HEAD {
+            self.head_started_ms.store(self.now_ms(), Ordering::Relaxed);
+        }
     }
 
     fn begin_request(&self) {
+        self.head_started_ms.store(NO_HEAD, Ordering::Relaxed);
         self.in_flight.fetch_add(1, Ordering::AcqRel);
         self.requests.fetch_add(1, Ordering::Relaxed);
         self.request_started.notify_one();
     }
 
     fn end_request(&self) {
-        let now = self.epoch.elapsed().as_millis() as u64;
-        self.idle_since_ms.store(now, Ordering::Relaxed);
+        self.idle_since_ms.store(self.now_ms(), Ordering::Relaxed);
         self.in_flight.fetch_sub(1, Ordering::AcqRel);
     }
 }
@@ -94,6 +131,7 @@ impl Connection {
 pub struct Connections {
     open: Mutex<BTreeMap<u64, Arc<Connection>>>,
     next_id: AtomicU64,
+    accepted: AtomicU64,
     served: AtomicU64,
     count: watch::Sender<usize>,
     slots: Arc<Semaphore>,
@@ -104,6 +142,7 @@ impl Connections {
         Arc::new(Connections {
             open: Mutex::new(BTreeMap::new()),
             next_id: AtomicU64::new(0),
+            accepted: AtomicU64::new(0),
             served: AtomicU64::new(0),
             count: watch::channel(0).0,
             slots: Arc::new(Semaphore::new(max_connections)),
@@ -111,7 +150,11 @@ impl Connections {
     }
 
     pub fn stats(&self) -> Stats {
-        Stats { open_connections: *self.count.borrow(), requests_served: self.served.load(Ordering::Relaxed) }
+        Stats {
+            open_connections: *self.count.borrow(),
+            connections_accepted: self.accepted.load(Ordering::Relaxed),
+            requests_served: self.served.load(Ordering::Relaxed),
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, Arc<Connection>>> {
@@ -124,6 +167,7 @@ impl Connections {
         let connection = Arc::new(Connection {
             in_flight: AtomicUsize::new(0),
             idle_since_ms: AtomicU64::new(0),
+            head_started_ms: AtomicU64::new(NO_HEAD),
             epoch: Instant::now(),
             requests: AtomicU64::new(0),
             request_started: Notify::new(),
@@ -174,22 +218,23 @@ pub struct Server {
     shutdown: Shutdown,
     http: http1::Builder,
     keep_alive_timeout: Duration,
+    header_read_timeout: Duration,
     max_body_bytes: usize,
 }
 
 impl Server {
     pub fn new(app: Router, connections: Arc<Connections>, shutdown: Shutdown, limits: &Limits) -> Arc<Self> {
         let mut http = http1::Builder::new();
-        http.timer(TokioTimer::new())
-            .header_read_timeout(limits.header_read_timeout)
-            .max_header_size(limits.max_header_bytes)
-            .keep_alive(true);
+        // hyper's own header timer runs from the end of the previous response, so it would
+        // cut idle keep-alive connections short; Connection::deadline times both instead.
+        http.header_read_timeout(None).max_header_size(limits.max_header_bytes).keep_alive(true);
         Arc::new(Server {
             app,
             connections,
             shutdown,
             http,
             keep_alive_timeout: limits.keep_alive_timeout,
+            header_read_timeout: limits.header_read_timeout,
             max_body_bytes: limits.max_body_bytes,
         })
     }
@@ -210,17 +255,17 @@ impl Server {
                     continue;
                 }
             };
-            let slot = match self.connections.slots.clone().try_acquire_owned() {
-                Ok(slot) => slot,
+            self.connections.accepted.fetch_add(1, Ordering::Relaxed);
+            let (slot, stopping) = match self.connections.slots.clone().try_acquire_owned() {
+                Ok(slot) => (Some(slot), false),
                 Err(_) => {
                     tracing::debug!("connection limit reached: closing the oldest idle connection");
                     self.connections.evict_oldest_idle();
                     tokio::select! {
-                        slot = self.connections.slots.clone().acquire_owned() => match slot {
-                            Ok(slot) => slot,
-                            Err(_) => return,
-                        },
-                        _ = &mut shutdown => return,
+                        slot = self.connections.slots.clone().acquire_owned() => (slot.ok(), false),
+                        // Accepted, so no longer in the backlog the next instance inherits:
+                        // it is served (its first request, as in any drain) over the limit.
+                        _ = &mut shutdown => (None, true),
                     }
                 }
             };
@@ -228,22 +273,29 @@ impl Server {
             // was accepted but whose task has not run yet.
             let (id, connection) = self.connections.register();
             tokio::spawn(self.clone().serve(stream, slot, id, connection));
+            if stopping {
+                return;
+            }
         }
     }
 
     async fn serve(
         self: Arc<Self>,
         stream: Stream,
-        _slot: OwnedSemaphorePermit,
+        _slot: Option<OwnedSemaphorePermit>,
         id: u64,
         connection: Arc<Connection>,
     ) {
         let service = RequestService { connection: connection.clone(), server: self.clone() };
-        let conn = self.http.serve_connection(TokioIo::new(stream), service);
+        let io = Watched { stream, connection: connection.clone() };
+        let conn = self.http.serve_connection(TokioIo::new(io), service);
         tokio::pin!(conn);
 
-        let keep_alive = self.keep_alive_timeout;
-        let timer = tokio::time::sleep(keep_alive);
+        let (keep_alive, header_read) = (self.keep_alive_timeout, self.header_read_timeout);
+        // The timer wakes at least this often, so a head that starts arriving between two
+        // wakes is cut off on time however the two timeouts compare.
+        let period = keep_alive.min(header_read);
+        let timer = tokio::time::sleep(period);
         let shutdown = self.shutdown.started();
         tokio::pin!(timer, shutdown);
         let mut closing = false;
@@ -259,12 +311,12 @@ impl Server {
                 // With no request in flight, closing loses nothing: the client is idle
                 // between requests, or too slow to finish sending one.
                 _ = &mut timer => {
-                    let expires = connection.idle_since() + keep_alive;
-                    if connection.is_idle() && expires <= Instant::now() {
+                    let now = Instant::now();
+                    let deadline = connection.deadline(keep_alive, header_read);
+                    if deadline.is_some_and(|deadline| deadline <= now) {
                         break;
                     }
-                    let next = if connection.is_idle() { expires } else { Instant::now() + keep_alive };
-                    timer.as_mut().reset(next);
+                    timer.as_mut().reset(deadline.map_or(now + period, |d| d.min(now + period)));
                 }
                 _ = connection.evict.notified() => {
                     if connection.is_idle() {
@@ -319,28 +371,84 @@ impl hyper::service::Service<hyper::Request<Incoming>> for RequestService {
         self.connection.begin_request();
         let in_flight = InFlight(self.connection.clone());
         let server = self.server.clone();
-        let finish = move |response: axum::response::Response| {
+        let finish = move |mut response: axum::response::Response| {
             server.connections.served.fetch_add(1, Ordering::Relaxed);
+            // Draining: the client learns from the response itself that this connection
+            // ends here, so it sends its next request on a new one (to the next instance).
+            if server.shutdown.is_started() {
+                response.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));
+            }
             Ok(response.map(|body| TrackedBody { body, _in_flight: in_flight }))
         };
         if let Some(response) = self.answer_at_once(&request) {
             return Box::pin(std::future::ready(finish(response)));
         }
-        let routed = self.server.app.clone().call(request.map(Body::new));
+        // A body without Content-Length (chunked) is cut off at the limit as it is read; the
+        // extractor reading it then answers 413.
+        let limit = self.server.max_body_bytes;
+        let routed = self.server.app.clone().call(request.map(|body| Body::new(Limited::new(body, limit))));
         Box::pin(async move { finish(routed.await?) })
     }
 }
 
 impl RequestService {
-    /// What needs no routing: a body over the limit, and the compiled-in assets.
+    /// What needs no routing: a declared body over the limit (refused before it arrives),
+    /// and the compiled-in assets.
     fn answer_at_once(&self, request: &hyper::Request<Incoming>) -> Option<axum::response::Response> {
-        // No route reads a body; refuse a large one up front rather than let it arrive.
         let declared =
             request.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
         if declared.is_some_and(|n| n > self.server.max_body_bytes as u64) {
             return Some((StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n").into_response());
         }
         crate::routes::asset(request)
+    }
+}
+
+/// The client's stream, telling the connection's record when bytes arrive.
+struct Watched {
+    stream: Stream,
+    connection: Arc<Connection>,
+}
+
+impl AsyncRead for Watched {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let result = Pin::new(&mut this.stream).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            this.connection.bytes_arrived();
+        }
+        result
+    }
+}
+
+impl AsyncWrite for Watched {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
     }
 }
 
@@ -375,5 +483,130 @@ impl http_body::Body for TrackedBody {
 
     fn size_hint(&self) -> SizeHint {
         self.body.size_hint()
+    }
+}
+
+/// The server with routes of the tests' own: one that reads a body, one that holds its
+/// request in flight until told to finish. Real sockets, the real accept loop.
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use axum::Router;
+    use axum::body::Bytes;
+    use axum::routing::{get, post};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+    use tokio::sync::Semaphore;
+
+    use super::{Connections, Limits, Server};
+    use crate::activation::Listener;
+    use crate::shutdown::{Reason, Shutdown};
+    use crate::stream::AsyncListener;
+
+    const LIMITS: Limits = Limits {
+        header_read_timeout: Duration::from_secs(10),
+        keep_alive_timeout: Duration::from_secs(5),
+        max_header_bytes: 8192,
+        max_body_bytes: 1024,
+    };
+
+    struct Running {
+        addr: std::net::SocketAddr,
+        connections: Arc<Connections>,
+        shutdown: Shutdown,
+        accepting: tokio::task::JoinHandle<()>,
+    }
+
+    fn serve(app: Router, max_connections: usize) -> Running {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let connections = Connections::new(max_connections);
+        let shutdown = Shutdown::new();
+        let server = Server::new(app, connections.clone(), shutdown.clone(), &LIMITS);
+        let listener = AsyncListener::new(Listener::Tcp(listener)).unwrap();
+        let accepting = tokio::spawn(server.accept_loop(listener));
+        Running { addr, connections, shutdown, accepting }
+    }
+
+    async fn exchange(addr: std::net::SocketAddr, request: &[u8]) -> String {
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        stream.write_all(request).await.unwrap();
+        read_all(stream).await
+    }
+
+    async fn read_all(mut stream: TcpStream) -> String {
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).await.unwrap();
+        String::from_utf8_lossy(&response).into_owned()
+    }
+
+    fn echo_length() -> Router {
+        Router::new().route("/upload", post(|body: Bytes| async move { format!("{} bytes\n", body.len()) }))
+    }
+
+    #[tokio::test]
+    async fn a_chunked_body_over_the_limit_gets_413_from_a_route_that_reads_it() {
+        let running = serve(echo_length(), 8);
+        let chunk = "x".repeat(512);
+        let mut request = String::from(
+            "POST /upload HTTP/1.1\r\nHost: device\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
+        );
+        for _ in 0..4 {
+            request.push_str(&format!("{:x}\r\n{chunk}\r\n", chunk.len()));
+        }
+        request.push_str("0\r\n\r\n");
+        let response = exchange(running.addr, request.as_bytes()).await;
+        assert!(response.starts_with("HTTP/1.1 413"), "{response}");
+
+        let small = "POST /upload HTTP/1.1\r\nHost: device\r\nTransfer-Encoding: chunked\r\n\
+                     Connection: close\r\n\r\n5\r\nhello\r\n0\r\n\r\n";
+        let response = exchange(running.addr, small.as_bytes()).await;
+        assert!(response.starts_with("HTTP/1.1 200") && response.ends_with("5 bytes\n"), "{response}");
+    }
+
+    #[tokio::test]
+    async fn a_declared_body_over_the_limit_is_refused_before_it_is_sent() {
+        let running = serve(echo_length(), 8);
+        let head =
+            "POST /upload HTTP/1.1\r\nHost: device\r\nContent-Length: 4096\r\nConnection: close\r\n\r\n";
+        let response = exchange(running.addr, head.as_bytes()).await;
+        assert!(response.starts_with("HTTP/1.1 413"), "{response}");
+    }
+
+    /// At max_connections an accepted connection waits for a slot. If shutdown starts
+    /// meanwhile it has already left the backlog the next instance inherits: it must be
+    /// answered, not dropped.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_connection_waiting_for_a_slot_is_served_when_shutdown_starts() {
+        let (entered, release) = (Arc::new(Semaphore::new(0)), Arc::new(Semaphore::new(0)));
+        let hold = {
+            let (entered, release) = (entered.clone(), release.clone());
+            get(move || async move {
+                entered.add_permits(1);
+                let _ = release.acquire().await;
+                "held\n"
+            })
+        };
+        let app = Router::new().route("/hold", hold).route("/quick", get(|| async { "quick\n" }));
+        let running = serve(app, 1);
+
+        let mut holding = TcpStream::connect(running.addr).await.unwrap();
+        holding.write_all(b"GET /hold HTTP/1.1\r\nHost: device\r\nConnection: close\r\n\r\n").await.unwrap();
+        let _ = entered.acquire().await.unwrap();
+        let mut waiting = TcpStream::connect(running.addr).await.unwrap();
+        waiting.write_all(b"GET /quick HTTP/1.1\r\nHost: device\r\nConnection: close\r\n\r\n").await.unwrap();
+        while running.connections.stats().connections_accepted < 2 {
+            tokio::task::yield_now().await;
+        }
+
+        running.shutdown.begin(Reason::Signal("SIGTERM"));
+        running.accepting.await.unwrap();
+        release.add_permits(1);
+        let (held, quick) = (read_all(holding).await, read_all(waiting).await);
+        assert!(held.starts_with("HTTP/1.1 200") && held.ends_with("held\n"), "{held}");
+        assert!(quick.starts_with("HTTP/1.1 200") && quick.ends_with("quick\n"), "{quick}");
     }
 }

@@ -2,8 +2,8 @@
 //!
 //! What stays put while portico runs (OS, kernel, its own ids) is read once (`Fixed`);
 //! the rest on each request.
-//! Uptime, load and memory come from sysinfo(2) rather than /proc, which a hardened unit
-//! may hide (ProcSubset=pid).
+//! Uptime and load come from sysinfo(2); memory from /proc/meminfo, since only the kernel's
+//! MemAvailable estimate counts reclaimable page cache as available, as `free` does.
 
 use std::time::Instant;
 
@@ -60,7 +60,8 @@ impl Fixed {
 #[derive(Serialize)]
 pub struct Memory {
     pub total_bytes: u64,
-    pub free_bytes: u64,
+    /// What `free` calls available: MemAvailable, which counts reclaimable cache.
+    pub available_bytes: u64,
 }
 
 #[derive(Serialize)]
@@ -75,6 +76,7 @@ pub struct Portico {
     pub pid: u32,
     pub uptime_seconds: u64,
     pub open_connections: usize,
+    pub connections_accepted: u64,
     pub requests_served: u64,
 }
 
@@ -107,10 +109,7 @@ pub fn collect(fixed: &Fixed, stats: Stats) -> Status<'_> {
             let (one, five, fifteen) = i.load_average();
             [one, five, fifteen]
         }),
-        memory: Memory {
-            total_bytes: info.as_ref().map_or(0, |i| i.ram_total()),
-            free_bytes: info.as_ref().map_or(0, |i| i.ram_unused()),
-        },
+        memory: memory().unwrap_or(Memory { total_bytes: 0, available_bytes: 0 }),
         root_filesystem: Filesystem {
             total_bytes: root.as_ref().map_or(0, |r| r.blocks() as u64 * r.fragment_size() as u64),
             available_bytes: root
@@ -122,11 +121,23 @@ pub fn collect(fixed: &Fixed, stats: Stats) -> Status<'_> {
             pid: fixed.pid,
             uptime_seconds: fixed.started.elapsed().as_secs(),
             open_connections: stats.open_connections,
+            connections_accepted: stats.connections_accepted,
             requests_served: stats.requests_served,
         },
         activation: &fixed.activation,
         process: &fixed.process,
     }
+}
+
+/// MemTotal and MemAvailable from /proc/meminfo.
+fn memory() -> Option<Memory> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let field = |name: &str| -> Option<u64> {
+        let line = meminfo.lines().find_map(|line| line.strip_prefix(name)?.strip_prefix(':'))?;
+        let kib: u64 = line.trim().strip_suffix(" kB")?.trim().parse().ok()?;
+        Some(kib * 1024)
+    };
+    Some(Memory { total_bytes: field("MemTotal")?, available_bytes: field("MemAvailable")? })
 }
 
 /// PRETTY_NAME from os-release(5).
@@ -145,7 +156,9 @@ fn os_release() -> String {
 /// The figures as the page shows them, by the `data-field` names the page uses.
 /// assets/status.js formats the JSON the same way when it refreshes the page.
 pub fn display_fields(status: &Status) -> Vec<(&'static str, String)> {
-    let used = |total: u64, free: u64| format!("{} of {}", bytes(total.saturating_sub(free)), bytes(total));
+    let used = |total: u64, available: u64| {
+        format!("{} of {}", bytes(total.saturating_sub(available)), bytes(total))
+    };
     let [one, five, fifteen] = status.load;
     vec![
         ("hostname", status.hostname.clone()),
@@ -154,7 +167,7 @@ pub fn display_fields(status: &Status) -> Vec<(&'static str, String)> {
         ("architecture", status.architecture.to_owned()),
         ("uptime", duration(status.uptime_seconds)),
         ("load", format!("{one:.2} {five:.2} {fifteen:.2}")),
-        ("memory", used(status.memory.total_bytes, status.memory.free_bytes)),
+        ("memory", used(status.memory.total_bytes, status.memory.available_bytes)),
         ("root_filesystem", used(status.root_filesystem.total_bytes, status.root_filesystem.available_bytes)),
         ("version", status.portico.version.to_owned()),
         ("activation", describe_activation(status.activation)),

@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
 use std::os::unix::net::{UnixDatagram, UnixListener};
@@ -193,10 +194,41 @@ fn a_socket_that_is_not_listening_is_refused() {
 }
 
 #[test]
-fn sockets_meant_for_another_process_are_refused() {
+fn sockets_for_another_process_are_not_taken() {
     let listener = tcp_listener("127.0.0.1:0");
     let start = Start { listen_pid: Some("1".into()), ..Portico::start().fd(listener) };
-    refuses(start, &["LISTEN_PID=1", "meant for another process", "exec"]);
+    refuses(
+        start.args(&["--require-activation"]),
+        &["passed for process 1", "not portico's to take", "exec", "require_activation"],
+    );
+}
+
+#[test]
+fn sockets_passed_without_listen_pid_are_not_taken() {
+    let listener = tcp_listener("127.0.0.1:0");
+    let start = Start { omit_listen_pid: true, ..Portico::start().fd(listener) };
+    refuses(start.args(&["--require-activation"]), &["without LISTEN_PID", "sd_listen_fds(3)"]);
+}
+
+/// As sd_listen_fds(3) does: descriptors whose LISTEN_PID is missing are left alone, and
+/// portico binds its own addresses instead, saying why.
+#[test]
+fn without_listen_pid_portico_binds_its_own_addresses() {
+    let passed = tcp_listener("127.0.0.1:0");
+    let passed_addr = passed.local_addr().unwrap();
+    let own = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let portico = Start { omit_listen_pid: true, ..Portico::start().fd(passed) }
+        .args(&["--listen", &own.to_string()])
+        .spawn();
+    let status = api_status(own);
+    assert_eq!(status["activation"]["mode"], "self", "{status}");
+    assert!(portico.stderr().contains("without LISTEN_PID"), "{}", portico.stderr());
+    // Nobody accepts on the passed socket: a connection sits in its backlog unanswered.
+    let mut waiting = std::net::TcpStream::connect(passed_addr).unwrap();
+    waiting.set_read_timeout(Some(std::time::Duration::from_millis(300))).unwrap();
+    waiting.write_all(b"GET /healthz HTTP/1.1\r\nHost: device\r\n\r\n").unwrap();
+    let mut byte = [0u8];
+    assert!(waiting.read(&mut byte).is_err(), "the socket without LISTEN_PID was served");
 }
 
 #[test]

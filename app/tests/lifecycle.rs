@@ -16,6 +16,20 @@ fn start_on(listener: &TcpListener, args: &[&str]) -> Portico {
     Portico::start().fd(listener.try_clone().unwrap()).args(args).spawn()
 }
 
+/// A portico with a notify socket, so a test can wait for it to say STOPPING=1.
+struct Watched {
+    portico: Portico,
+    notify: NotifySocket,
+}
+
+impl Watched {
+    /// Sends SIGTERM and waits until portico has begun to drain.
+    fn terminate(&self) {
+        self.portico.signal(Signal::SIGTERM);
+        self.notify.wait_for("STOPPING=1");
+    }
+}
+
 /// Sends a request but holds back its last line, so portico has accepted the connection
 /// and is reading a request that is still arriving.
 fn begin_request(addr: SocketAddr, path: &str) -> TcpStream {
@@ -25,19 +39,23 @@ fn begin_request(addr: SocketAddr, path: &str) -> TcpStream {
 }
 
 /// Starts portico and has it accept a request that is still arriving.
-fn with_request_in_flight(args: &[&str], path: &str) -> (Portico, TcpStream) {
+fn with_request_in_flight(args: &[&str], path: &str) -> (Watched, TcpStream) {
     let listener = tcp_listener("127.0.0.1:0");
     let addr = listener.local_addr().unwrap();
-    let portico = start_on(&listener, args);
+    let notify = NotifySocket::new();
+    let portico = Portico::start().fd(listener).args(args).env("NOTIFY_SOCKET", notify.path()).spawn();
+    notify.wait_for("READY=1");
     let in_flight = begin_request(addr, path);
     // Until portico has the connection (this status request is the second), a SIGTERM
     // would leave it in the backlog for the next instance instead.
     wait_until(|| api_status(addr)["portico"]["open_connections"].as_u64() == Some(2));
-    (portico, in_flight)
+    (Watched { portico, notify }, in_flight)
 }
 
+/// Ends the request's head as a keep-alive client would (no `Connection: close`) and
+/// reads to the end: that returns only if portico closes the connection itself.
 fn finish_request(mut stream: TcpStream) -> Response {
-    stream.write_all(b"Connection: close\r\n\r\n").unwrap();
+    stream.write_all(b"\r\n").unwrap();
     read_response(stream).unwrap()
 }
 
@@ -90,49 +108,45 @@ fn a_restart_refuses_no_connection() {
 }
 
 #[test]
-fn a_request_in_flight_completes_after_sigterm() {
-    let (mut portico, in_flight) = with_request_in_flight(&["--drain-timeout", "10s"], "/api/status");
-
-    portico.signal(Signal::SIGTERM);
-    std::thread::sleep(Duration::from_millis(500));
-    assert!(portico.is_running(), "portico exited with a request in flight");
+fn a_request_in_flight_completes_after_sigterm_and_its_connection_is_closed() {
+    let (mut watched, in_flight) = with_request_in_flight(&["--drain-timeout", "10s"], "/api/status");
+    watched.terminate();
+    assert!(watched.portico.is_running(), "portico exited with a request in flight");
     let response = finish_request(in_flight);
     assert_eq!(response.status, 200);
     assert!(response.head.to_ascii_lowercase().contains("connection: close"), "{}", response.head);
-    assert_eq!(portico.wait_exit(PATIENCE).code(), Some(0));
+    assert_eq!(watched.portico.wait_exit(PATIENCE).code(), Some(0));
 }
 
 #[test]
 fn health_turns_503_while_draining() {
-    let (mut portico, in_flight) = with_request_in_flight(&[], "/healthz");
-    portico.signal(Signal::SIGTERM);
-    std::thread::sleep(Duration::from_millis(200));
+    let (mut watched, in_flight) = with_request_in_flight(&[], "/healthz");
+    watched.terminate();
     let response = finish_request(in_flight);
     assert_eq!((response.status, response.body.as_str()), (503, "shutting down\n"));
-    assert_eq!(portico.wait_exit(PATIENCE).code(), Some(0));
+    assert_eq!(watched.portico.wait_exit(PATIENCE).code(), Some(0));
 }
 
 #[test]
 fn the_drain_timeout_bounds_a_stalled_client() {
     let slow = ["--drain-timeout", "1s", "--keep-alive-timeout", "60s", "--header-read-timeout", "60s"];
-    let (mut portico, _stalled) = with_request_in_flight(&slow, "/");
+    let (mut watched, _stalled) = with_request_in_flight(&slow, "/");
     let sent = Instant::now();
-    portico.signal(Signal::SIGTERM);
-    assert_eq!(portico.wait_exit(PATIENCE).code(), Some(0));
+    watched.terminate();
+    assert_eq!(watched.portico.wait_exit(PATIENCE).code(), Some(0));
     let took = sent.elapsed();
     assert!(took >= Duration::from_millis(900), "exited after {took:?}, before the drain timeout");
-    assert!(portico.stderr().contains("drain timeout"), "{}", portico.stderr());
+    assert!(watched.portico.stderr().contains("drain timeout"), "{}", watched.portico.stderr());
 }
 
 #[test]
 fn a_second_signal_ends_the_drain() {
     let slow = ["--drain-timeout", "60s", "--keep-alive-timeout", "60s", "--header-read-timeout", "60s"];
-    let (mut portico, _stalled) = with_request_in_flight(&slow, "/");
-    portico.signal(Signal::SIGTERM);
-    std::thread::sleep(Duration::from_millis(300));
-    assert!(portico.is_running());
-    portico.signal(Signal::SIGINT);
-    assert_eq!(portico.wait_exit(PATIENCE).code(), Some(0));
+    let (mut watched, _stalled) = with_request_in_flight(&slow, "/");
+    watched.terminate();
+    assert!(watched.portico.is_running());
+    watched.portico.signal(Signal::SIGINT);
+    assert_eq!(watched.portico.wait_exit(PATIENCE).code(), Some(0));
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! The privilege drop for inits without socket activation (BusyBox init, SysV, runit,
-//! daemontools): started as root, portico binds its addresses, becomes the configured user
-//! and only then serves; as root with no user to become, it refuses unless allowed.
+//! daemontools) and root shells: started as root, portico binds its addresses, becomes the
+//! configured user (`nobody` if none is named, as nginx does) and only then serves; it
+//! serves as root only when allowed.
 //!
 //! Everything here needs root, as CI has. Run as anyone else, the tests say they were
 //! skipped and pass, except under CI=true, where that would hide a missing check.
@@ -77,17 +78,39 @@ fn the_user_and_addresses_can_come_from_the_config_file() {
     assert_eq!(identity(portico.pid()), identity_of(&nobody()));
 }
 
+/// The README's `cargo run --release`, typed in a root shell: serves, as nobody, and says so.
 #[test]
-fn refuses_to_serve_as_root_without_a_user() {
+fn as_root_without_a_user_it_serves_as_nobody() {
+    if !is_root() {
+        return;
+    }
+    let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let portico = Portico::start().args(&["--listen", &addr.to_string()]).exact_args().spawn();
+    assert_eq!(get(addr, "/healthz").status, 200, "stderr:\n{}", portico.stderr());
+    assert_eq!(identity(portico.pid()), identity_of(&nobody()));
+    assert!(portico.stderr().contains("switched to nobody"), "{}", portico.stderr());
+}
+
+#[test]
+fn user_root_is_refused_unless_root_is_allowed() {
     if !is_root() {
         return;
     }
     let listen = format!("127.0.0.1:{}", free_port());
-    let (code, stderr) = Portico::start().args(&["--listen", &listen]).exact_args().spawn().failure();
+    let (code, stderr) =
+        Portico::start().args(&["--user", "root", "--listen", &listen]).exact_args().spawn().failure();
     assert_eq!(code, SETUP_ERROR, "{stderr}");
     assert!(stderr.contains("refusing to serve as root"), "{stderr}");
     assert!(stderr.contains("--user") && stderr.contains("--allow-root"), "says what to do: {stderr}");
     assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
+
+    let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let allowed = Portico::start()
+        .args(&["--user", "root", "--allow-root", "--listen", &addr.to_string()])
+        .exact_args()
+        .spawn();
+    assert_eq!(get(addr, "/healthz").status, 200);
+    assert_eq!(identity(allowed.pid()).uids, [0; 4]);
 }
 
 #[test]
@@ -132,7 +155,7 @@ fn only_root_can_switch_to_another_user() {
     let nobody = nobody();
     let listen = format!("127.0.0.1:{}", free_port());
     let (code, stderr) = Portico::start()
-        .args(&["--user", "root", "--listen", &listen])
+        .args(&["--user", "daemon", "--listen", &listen])
         .run_as(nobody.clone())
         .spawn()
         .failure();

@@ -40,6 +40,8 @@ pub struct Start {
     /// Overrides what the harness would set, to test bad activation variables.
     pub listen_fds: Option<String>,
     pub listen_pid: Option<String>,
+    /// Pass LISTEN_FDS without LISTEN_PID.
+    pub omit_listen_pid: bool,
     pub listen_fdnames: Option<String>,
     /// Set JOURNAL_STREAM to stderr's device and inode, as systemd does for the journal.
     pub journal: bool,
@@ -47,6 +49,8 @@ pub struct Start {
     pub run_as: Option<nix::unistd::User>,
     /// Pass the arguments as they are, without the `--user nobody` added for root.
     pub exact_args: bool,
+    /// Start portico inside this cgroup (a directory with a `cgroup.procs`).
+    pub cgroup: Option<PathBuf>,
 }
 
 impl Start {
@@ -72,6 +76,11 @@ impl Start {
 
     pub fn exact_args(mut self) -> Self {
         self.exact_args = true;
+        self
+    }
+
+    pub fn cgroup(mut self, dir: &Path) -> Self {
+        self.cgroup = Some(dir.to_owned());
         self
     }
 
@@ -112,6 +121,7 @@ impl Start {
                 Some(pid) => {
                     command.env("LISTEN_PID", pid);
                 }
+                None if self.omit_listen_pid => {}
                 None => {
                     command.env("SET_LISTEN_PID", "1");
                 }
@@ -130,9 +140,20 @@ impl Start {
         let high: Vec<OwnedFd> = self.fds.iter().map(|fd| dup_above(fd.as_raw_fd(), 100)).collect();
         let raw: Vec<RawFd> = high.iter().map(|fd| fd.as_raw_fd()).collect();
         let close_three = passing && raw.is_empty();
-        // SAFETY: only async-signal-safe calls (dup2, close) between fork and exec.
+        let cgroup_procs = self.cgroup.as_ref().map(|dir| {
+            std::ffi::CString::new(dir.join("cgroup.procs").into_os_string().into_encoded_bytes()).unwrap()
+        });
+        // SAFETY: only async-signal-safe calls (open, write, dup2, close) between fork and exec.
         unsafe {
             command.pre_exec(move || {
+                if let Some(procs) = &cgroup_procs {
+                    // "0" moves the writing process itself.
+                    let fd = libc::open(procs.as_ptr(), libc::O_WRONLY);
+                    if fd == -1 || libc::write(fd, b"0\n".as_ptr().cast(), 2) != 2 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    libc::close(fd);
+                }
                 for (i, fd) in raw.iter().enumerate() {
                     if libc::dup2(*fd, 3 + i as RawFd) == -1 {
                         return Err(std::io::Error::last_os_error());
