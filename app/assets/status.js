@@ -13,8 +13,10 @@ const duration = (s) => {
   return d ? `${d} d ${h} h` : h ? `${h} h ${m} min` : `${m} min`;
 };
 const activation = (a) => {
-  const sockets = a.listeners.map((s) =>
-    s.fd == null ? s.address : s.name ? `${s.address} (${s.name}, fd ${s.fd})` : `${s.address} (fd ${s.fd})`);
+  const sockets = a.listeners.map((s) => {
+    const address = (s.https ? "https://" : "") + s.address;
+    return s.fd == null ? address : s.name ? `${address} (${s.name}, fd ${s.fd})` : `${address} (fd ${s.fd})`;
+  });
   return `${a.mode === "systemd" ? "sockets from systemd" : "bound by portico"}: ${sockets.join(", ")}`;
 };
 const fields = (s) => ({
@@ -24,6 +26,7 @@ const fields = (s) => ({
   root_filesystem: used(s.root_filesystem.total_bytes, s.root_filesystem.available_bytes),
   version: s.portico.version, activation: activation(s.activation),
   identity: `uid ${s.process.uid}, gid ${s.process.gid}`,
+  certificate: s.certificate ? `SHA-256 ${s.certificate.fingerprint_sha256}` : "no HTTPS socket",
   connections: String(s.portico.open_connections), requests: String(s.portico.requests_served),
 });
 async function refresh() {

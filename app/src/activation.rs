@@ -18,7 +18,7 @@ use nix::sys::socket::{
 use nix::sys::stat::{SFlag, fstat};
 use serde::Serialize;
 
-use crate::config::{Config, ListenAddr};
+use crate::config::{Config, Listen, ListenAddr};
 
 /// A listening socket, ready to hand to the runtime.
 pub enum Listener {
@@ -34,7 +34,12 @@ pub struct SocketInfo {
     pub address: String,
     /// The descriptor number systemd passed it as.
     pub fd: Option<RawFd>,
+    /// Speaks HTTPS: named `https` by systemd, or `https://` in `--listen`.
+    pub https: bool,
 }
+
+/// The FileDescriptorName= of a socket that speaks HTTPS.
+pub const HTTPS_NAME: &str = "https";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -282,19 +287,20 @@ fn adopt(raw: RawFd, name: Option<String>) -> Result<(Listener, SocketInfo), Act
     listener
         .set_nonblocking()
         .map_err(|e| bad_socket(raw, name.clone(), format!("cannot be made non-blocking: {e}")))?;
-    let info = SocketInfo { name, address: listener.address(), fd: Some(raw) };
+    let https = name.as_deref() == Some(HTTPS_NAME);
+    let info = SocketInfo { name, address: listener.address(), fd: Some(raw), https };
     Ok((listener, info))
 }
 
 /// Binds one `--listen` address.
-fn bind(addr: &ListenAddr) -> Result<(Listener, SocketInfo), ActivationError> {
-    let failed = |error| ActivationError::Bind { addr: addr.to_string(), error };
-    let listener = match addr {
+fn bind(listen: &Listen) -> Result<(Listener, SocketInfo), ActivationError> {
+    let failed = |error| ActivationError::Bind { addr: listen.to_string(), error };
+    let listener = match &listen.addr {
         ListenAddr::Tcp(addr) => Listener::Tcp(bind_tcp(*addr).map_err(|e| failed(e.into()))?),
         ListenAddr::Unix(path) => Listener::Unix(bind_unix(path).map_err(failed)?),
     };
     listener.set_nonblocking().map_err(failed)?;
-    let info = SocketInfo { name: None, address: listener.address(), fd: None };
+    let info = SocketInfo { name: None, address: listener.address(), fd: None, https: listen.https };
     Ok((listener, info))
 }
 

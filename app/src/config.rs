@@ -37,13 +37,27 @@ const KEYS: &[&str] = &[
     "max_header_bytes",
     "max_body_bytes",
     "log_level",
+    "tls_certificate",
+    "tls_key",
+    "state_directory",
+    "hsts_max_age",
 ];
+
+/// The prefix that marks a `--listen` address as HTTPS.
+pub const HTTPS_PREFIX: &str = "https://";
 
 /// An address portico binds itself when systemd passes no socket.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ListenAddr {
     Tcp(SocketAddr),
     Unix(PathBuf),
+}
+
+/// A `--listen` entry: the address, and whether it speaks HTTPS.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Listen {
+    pub addr: ListenAddr,
+    pub https: bool,
 }
 
 impl fmt::Display for ListenAddr {
@@ -55,10 +69,19 @@ impl fmt::Display for ListenAddr {
     }
 }
 
+impl fmt::Display for Listen {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.https {
+            f.write_str(HTTPS_PREFIX)?;
+        }
+        self.addr.fmt(f)
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct Config {
     /// Addresses to bind when started by hand (no sockets from systemd).
-    pub listen: Vec<ListenAddr>,
+    pub listen: Vec<Listen>,
     /// Refuse to start unless systemd passed the listening sockets.
     pub require_activation: bool,
     /// Started as root: bind, then switch to this user before serving.
@@ -80,12 +103,22 @@ pub struct Config {
     pub max_header_bytes: usize,
     pub max_body_bytes: usize,
     pub log_level: LevelFilter,
+    /// The HTTPS certificate chain and its key (PEM); unset: a credential or a generated one.
+    pub tls_certificate: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// Where portico keeps what it generates (its certificate).
+    pub state_directory: PathBuf,
+    /// Strict-Transport-Security on HTTPS responses; zero sends none.
+    pub hsts_max_age: Duration,
 }
 
 impl Default for Config {
     fn default() -> Self {
         Config {
-            listen: vec![ListenAddr::Tcp(SocketAddr::from(([127, 0, 0, 1], 8080)))],
+            listen: vec![Listen {
+                addr: ListenAddr::Tcp(SocketAddr::from(([127, 0, 0, 1], 8080))),
+                https: false,
+            }],
             require_activation: false,
             user: None,
             allow_root: false,
@@ -98,9 +131,19 @@ impl Default for Config {
             max_header_bytes: 8 * 1024,
             max_body_bytes: 64 * 1024,
             log_level: LevelFilter::INFO,
+            tls_certificate: None,
+            tls_key: None,
+            // systemd sets it from StateDirectory= (a list if the unit names several).
+            state_directory: std::env::var_os("STATE_DIRECTORY")
+                .and_then(|dirs| std::env::split_paths(&dirs).next())
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIRECTORY)),
+            hsts_max_age: Duration::ZERO,
         }
     }
 }
+
+/// Where portico keeps its state when systemd names no StateDirectory=.
+pub const DEFAULT_STATE_DIRECTORY: &str = "/var/lib/portico";
 
 /// What the command line asked for.
 pub enum Command {
@@ -132,8 +175,8 @@ it binds the --listen addresses itself.
 Options (each also a config-file key, with _ for -, and a PORTICO_<KEY> variable):
   -c, --config PATH             config file [default: /etc/portico/portico.toml]
   -l, --listen ADDR             address to bind when no socket is passed: 127.0.0.1:8080,
-                                [::]:80 or a Unix socket path; repeat for several
-                                [default: 127.0.0.1:8080]
+                                [::]:80 or a Unix socket path, behind https:// for HTTPS
+                                (https://[::]:443); repeat for several [default: 127.0.0.1:8080]
       --require-activation      refuse to start unless systemd passes the sockets
       --user NAME               started as root: bind, then run as NAME [default: nobody]
       --allow-root              allow serving as root
@@ -148,6 +191,12 @@ Options (each also a config-file key, with _ for -, and a PORTICO_<KEY> variable
       --max-header-bytes N             [default: 8192]
       --max-body-bytes N               [default: 65536]
       --log-level LEVEL         error, warn, info, debug or trace [default: info]
+      --tls-certificate PATH    HTTPS certificate chain (PEM), with --tls-key [default: the
+                                systemd credential tls.crt, else one generated at first start]
+      --tls-key PATH            its private key (PEM) [default: the credential tls.key]
+      --state-directory PATH    where the generated certificate is kept
+                                [default: $STATE_DIRECTORY, else /var/lib/portico]
+      --hsts-max-age DURATION   send Strict-Transport-Security over HTTPS [default: 0, off]
   -h, --help                    print this help
   -V, --version                 print the version
 
@@ -314,6 +363,12 @@ impl Config {
             "max_connections" => self.max_connections = value.count()?,
             "max_header_bytes" => self.max_header_bytes = value.count()?,
             "max_body_bytes" => self.max_body_bytes = value.count()?,
+            "tls_certificate" => self.tls_certificate = path(value.text()?),
+            "tls_key" => self.tls_key = path(value.text()?),
+            "state_directory" => {
+                self.state_directory = path(value.text()?).ok_or("expected a directory, found \"\"")?
+            }
+            "hsts_max_age" => self.hsts_max_age = value.duration()?,
             "log_level" => {
                 let level = value.text()?;
                 self.log_level = level.parse().map_err(|_| {
@@ -342,6 +397,13 @@ impl Config {
             if value.is_zero() {
                 return Err(ConfigError(format!("`{key}` must be longer than 0s")));
             }
+        }
+        if self.tls_certificate.is_some() != self.tls_key.is_some() {
+            return Err(ConfigError(
+                "`tls_certificate` and `tls_key` go together: set both (PEM files), or neither \
+                 to use a systemd credential or the generated certificate"
+                    .into(),
+            ));
         }
         if self.listen.is_empty() && !self.require_activation {
             return Err(ConfigError(
@@ -401,16 +463,26 @@ fn flag_text(value: OsString, key: &str) -> Result<String, ConfigError> {
     value.into_string().map_err(|_| ConfigError(format!("--{}: not valid UTF-8", key.replace('_', "-"))))
 }
 
-fn parse_listen(text: &str) -> Result<ListenAddr, String> {
-    if text.starts_with('/') {
-        return Ok(ListenAddr::Unix(PathBuf::from(text)));
+/// An empty path means "not set".
+fn path(text: String) -> Option<PathBuf> {
+    (!text.is_empty()).then(|| PathBuf::from(text))
+}
+
+fn parse_listen(text: &str) -> Result<Listen, String> {
+    let (https, address) = match text.strip_prefix(HTTPS_PREFIX) {
+        Some(address) => (true, address),
+        None => (false, text),
+    };
+    if address.starts_with('/') {
+        return Ok(Listen { addr: ListenAddr::Unix(PathBuf::from(address)), https });
     }
-    text.parse().map(ListenAddr::Tcp).map_err(|_| {
+    let addr = address.parse().map(ListenAddr::Tcp).map_err(|_| {
         format!(
             "{text:?} is neither an address such as 127.0.0.1:8080 or [::]:80 \
-             nor an absolute Unix socket path"
+             nor an absolute Unix socket path (either may start with {HTTPS_PREFIX} for HTTPS)"
         )
-    })
+    })?;
+    Ok(Listen { addr, https })
 }
 
 /// Parses `500ms`, `10s`, `5m`, `1h` (and a bare `0`).
@@ -450,8 +522,12 @@ mod tests {
 
     #[test]
     fn listen_takes_socket_addresses_and_absolute_paths() {
-        assert_eq!(parse_listen("[::]:80"), Ok(ListenAddr::Tcp("[::]:80".parse().unwrap())));
-        assert_eq!(parse_listen("/run/p.sock"), Ok(ListenAddr::Unix("/run/p.sock".into())));
+        let plain = |addr| Ok(Listen { addr, https: false });
+        assert_eq!(parse_listen("[::]:80"), plain(ListenAddr::Tcp("[::]:80".parse().unwrap())));
+        assert_eq!(parse_listen("/run/p.sock"), plain(ListenAddr::Unix("/run/p.sock".into())));
+        let https = parse_listen("https://0.0.0.0:443").unwrap();
+        assert_eq!((https.https, https.to_string()), (true, "https://0.0.0.0:443".to_owned()));
+        assert!(parse_listen("https://localhost:443").is_err());
         assert!(parse_listen("localhost:80").is_err());
         assert!(parse_listen("p.sock").is_err());
     }

@@ -16,6 +16,8 @@ mod shutdown;
 mod status;
 mod stream;
 mod threads;
+#[cfg(feature = "tls")]
+mod tls;
 
 use std::error::Error;
 use std::process::ExitCode;
@@ -61,7 +63,13 @@ fn main() -> ExitCode {
     if let Err(e) = privileges::drop_root(config.user.as_deref(), config.allow_root) {
         return fatal(&e, EXIT_SETUP);
     }
-    match run(config, listeners, workers) {
+    // After the switch of user, so a generated certificate belongs to the user that
+    // reloads it later.
+    let https = match Https::set_up(&config, &listeners) {
+        Ok(https) => https,
+        Err(e) => return fatal(&*e, EXIT_SETUP),
+    };
+    match run(config, listeners, workers, https) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fatal(&*e, 1),
     }
@@ -74,7 +82,12 @@ fn fatal(error: &dyn Error, code: u8) -> ExitCode {
     ExitCode::from(code)
 }
 
-fn run(config: Box<Config>, listeners: Listeners, workers: usize) -> Result<(), Box<dyn Error>> {
+fn run(
+    config: Box<Config>,
+    listeners: Listeners,
+    workers: usize,
+    https: Https,
+) -> Result<(), Box<dyn Error>> {
     let mut builder = match workers {
         1 => tokio::runtime::Builder::new_current_thread(),
         n => {
@@ -85,10 +98,75 @@ fn run(config: Box<Config>, listeners: Listeners, workers: usize) -> Result<(), 
     };
     // Nothing in portico blocks; the cap keeps the thread count within threads::OTHER_THREADS.
     let runtime = builder.max_blocking_threads(1).enable_all().build()?;
-    runtime.block_on(serve(config, listeners))
+    runtime.block_on(serve(config, listeners, https))
 }
 
-async fn serve(config: Box<Config>, listeners: Listeners) -> Result<(), Box<dyn Error>> {
+/// The HTTPS side, when a socket speaks it: the certificate and what reloads it.
+struct Https {
+    #[cfg(feature = "tls")]
+    tls: Option<tls::Tls>,
+    certificate: Option<status::Certificate>,
+}
+
+impl Https {
+    fn set_up(config: &Config, listeners: &Listeners) -> Result<Self, Box<dyn Error>> {
+        if !listeners.sockets.iter().any(|(_, info)| info.https) {
+            return Ok(Https {
+                #[cfg(feature = "tls")]
+                tls: None,
+                certificate: None,
+            });
+        }
+        #[cfg(not(feature = "tls"))]
+        let _ = config;
+        #[cfg(not(feature = "tls"))]
+        return Err(format!(
+            "a socket speaks HTTPS (named {:?}, or {}), but this portico was built without \
+             the `tls` feature: rebuild with it, or drop the HTTPS socket",
+            activation::HTTPS_NAME,
+            config::HTTPS_PREFIX
+        )
+        .into());
+        #[cfg(feature = "tls")]
+        {
+            let sources = tls::Sources {
+                files: config.tls_certificate.clone().zip(config.tls_key.clone()),
+                credentials: std::env::var_os("CREDENTIALS_DIRECTORY").map(Into::into),
+                state_directory: config.state_directory.clone(),
+            };
+            let (tls, certificate) = tls::Tls::new(sources)?;
+            tracing::info!("{}", describe(&certificate));
+            Ok(Https { tls: Some(tls), certificate: Some(certificate) })
+        }
+    }
+
+    /// Reads the certificate again; None without HTTPS.
+    fn reload(&self) -> Option<Result<status::Certificate, Box<dyn Error>>> {
+        #[cfg(feature = "tls")]
+        return self.tls.as_ref().map(|tls| tls.reload().map_err(Into::into));
+        #[cfg(not(feature = "tls"))]
+        None
+    }
+
+    fn acceptor(&self) -> Option<crate::stream::TlsAcceptor> {
+        #[cfg(feature = "tls")]
+        return self.tls.as_ref().map(tls::Tls::acceptor);
+        #[cfg(not(feature = "tls"))]
+        None
+    }
+}
+
+/// The log line that lets an owner check a browser's certificate warning.
+#[cfg(feature = "tls")]
+fn describe(certificate: &status::Certificate) -> String {
+    format!("HTTPS certificate SHA-256 {} from {}", certificate.fingerprint_sha256, certificate.source)
+}
+#[cfg(not(feature = "tls"))]
+fn describe(certificate: &status::Certificate) -> String {
+    match *certificate {}
+}
+
+async fn serve(config: Box<Config>, listeners: Listeners, https: Https) -> Result<(), Box<dyn Error>> {
     let shutdown = Shutdown::new();
     let signals = shutdown::listen(shutdown.clone())?;
     let connections = Connections::new(config.max_connections);
@@ -101,14 +179,18 @@ async fn serve(config: Box<Config>, listeners: Listeners) -> Result<(), Box<dyn 
         fixed: status::Fixed::read(activation),
         connections: connections.clone(),
         shutdown: shutdown.clone(),
+        certificate: std::sync::RwLock::new(https.certificate.clone()),
     });
-    let app = routes::router(state);
+    let app = routes::router(state.clone());
     let server = Server::new(app, connections.clone(), shutdown.clone(), &Limits::from(&*config));
 
     let mut accept_loops = JoinSet::new();
-    for (listener, _) in listeners.sockets {
-        accept_loops.spawn(server.clone().accept_loop(AsyncListener::new(listener)?));
+    let acceptor = https.acceptor();
+    for (listener, info) in listeners.sockets {
+        let tls = acceptor.clone().filter(|_| info.https);
+        accept_loops.spawn(server.clone().accept_loop(AsyncListener::new(listener)?, tls));
     }
+    tokio::spawn(reload_on_sighup(https, state)?);
     tracing::info!("portico {} serving {summary}", config::VERSION);
     notify::ready(&format!("Serving {summary}"));
     tokio::spawn(notify::watchdog());
@@ -144,6 +226,27 @@ async fn serve(config: Box<Config>, listeners: Listeners) -> Result<(), Box<dyn 
         _ = second_signal => {}
     }
     Ok(())
+}
+
+/// `systemctl reload portico` (SIGHUP, ExecReload=): reads the certificate again, so a
+/// replaced one is used for new connections without dropping any. SIGHUP never ends the
+/// process, with or without HTTPS.
+fn reload_on_sighup(https: Https, state: Arc<AppState>) -> std::io::Result<impl Future<Output = ()>> {
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+    Ok(async move {
+        while hangup.recv().await.is_some() {
+            notify::reloading();
+            match https.reload() {
+                None => tracing::info!("SIGHUP: nothing to reload (no HTTPS socket)"),
+                Some(Ok(certificate)) => {
+                    tracing::info!("reloaded: {}", describe(&certificate));
+                    *state.certificate.write().unwrap_or_else(|p| p.into_inner()) = Some(certificate);
+                }
+                Some(Err(e)) => tracing::error!("reload failed, keeping the certificate in use: {e}"),
+            }
+            notify::ready("Reloaded");
+        }
+    })
 }
 
 /// Keeps `systemctl status` showing live figures.

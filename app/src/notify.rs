@@ -18,6 +18,15 @@ pub fn ready(status: &str) {
     send(&[NotifyState::Ready, NotifyState::Status(status)]);
 }
 
+/// RELOADING=1 with the time, as systemd 253's Type=notify-reload wants; READY=1 ends it.
+pub fn reloading() {
+    let mut states = vec![NotifyState::Reloading];
+    if let Ok(now) = NotifyState::monotonic_usec_now() {
+        states.push(now);
+    }
+    send(&states);
+}
+
 pub fn status(status: &str) {
     send(&[NotifyState::Status(status)]);
 }

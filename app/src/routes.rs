@@ -4,7 +4,7 @@
 //! The assets need no state and are most of a page load's requests, so they are answered
 //! before routing (`asset`); the router has the dynamic routes.
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use axum::Router;
 use axum::body::Body;
@@ -29,6 +29,8 @@ pub struct AppState {
     pub fixed: Fixed,
     pub connections: Arc<Connections>,
     pub shutdown: Shutdown,
+    /// Replaced when a reload brings a new certificate.
+    pub certificate: RwLock<Option<status::Certificate>>,
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
@@ -40,7 +42,8 @@ pub fn router(state: Arc<AppState>) -> Router {
 }
 
 fn collect(state: &AppState) -> status::Status<'_> {
-    status::collect(&state.fixed, state.connections.stats())
+    let certificate = state.certificate.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone();
+    status::collect(&state.fixed, state.connections.stats(), certificate)
 }
 
 /// The page with the figures filled in, so it shows them without JavaScript too.
@@ -133,7 +136,7 @@ mod tests {
         let activation = super::status::Activation { mode: Origin::SelfBound, listeners: vec![] };
         let fixed = super::Fixed::read(activation);
         let stats = Stats { open_connections: 1, connections_accepted: 3, requests_served: 42 };
-        let status = super::status::collect(&fixed, stats);
+        let status = super::status::collect(&fixed, stats, None);
         let html = super::render(&status);
         assert!(!html.contains("{{"), "a placeholder was left: {html}");
         assert!(html.contains(">42</dd>"), "{html}");

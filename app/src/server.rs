@@ -21,7 +21,7 @@ use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::http::HeaderValue;
 use axum::http::StatusCode;
-use axum::http::header::{CONNECTION, CONTENT_LENGTH};
+use axum::http::header::{CONNECTION, CONTENT_LENGTH, STRICT_TRANSPORT_SECURITY};
 use axum::response::IntoResponse;
 use http_body::{Frame, SizeHint};
 use http_body_util::Limited;
@@ -35,7 +35,7 @@ use tower_service::Service;
 
 use crate::config::Config;
 use crate::shutdown::Shutdown;
-use crate::stream::{AsyncListener, Stream};
+use crate::stream::{AsyncListener, Stream, TlsAcceptor};
 
 /// The limits a connection is held to.
 pub struct Limits {
@@ -43,6 +43,8 @@ pub struct Limits {
     pub keep_alive_timeout: Duration,
     pub max_header_bytes: usize,
     pub max_body_bytes: usize,
+    /// Strict-Transport-Security max-age for HTTPS responses; zero sends none.
+    pub hsts_max_age: Duration,
 }
 
 impl From<&Config> for Limits {
@@ -52,6 +54,7 @@ impl From<&Config> for Limits {
             keep_alive_timeout: config.keep_alive_timeout,
             max_header_bytes: config.max_header_bytes,
             max_body_bytes: config.max_body_bytes,
+            hsts_max_age: config.hsts_max_age,
         }
     }
 }
@@ -220,6 +223,7 @@ pub struct Server {
     keep_alive_timeout: Duration,
     header_read_timeout: Duration,
     max_body_bytes: usize,
+    hsts: Option<HeaderValue>,
 }
 
 impl Server {
@@ -236,11 +240,14 @@ impl Server {
             keep_alive_timeout: limits.keep_alive_timeout,
             header_read_timeout: limits.header_read_timeout,
             max_body_bytes: limits.max_body_bytes,
+            hsts: (!limits.hsts_max_age.is_zero())
+                .then(|| HeaderValue::from_str(&format!("max-age={}", limits.hsts_max_age.as_secs())).ok())
+                .flatten(),
         })
     }
 
-    /// Accepts connections until the shutdown starts.
-    pub async fn accept_loop(self: Arc<Self>, listener: AsyncListener) {
+    /// Accepts connections until the shutdown starts; with `tls`, each speaks TLS.
+    pub async fn accept_loop(self: Arc<Self>, listener: AsyncListener, tls: Option<TlsAcceptor>) {
         let shutdown = self.shutdown.started();
         tokio::pin!(shutdown);
         loop {
@@ -272,7 +279,7 @@ impl Server {
             // Registered here, not in the task: the drain must not miss a connection that
             // was accepted but whose task has not run yet.
             let (id, connection) = self.connections.register();
-            tokio::spawn(self.clone().serve(stream, slot, id, connection));
+            tokio::spawn(self.clone().serve(stream, tls.clone(), slot, id, connection));
             if stopping {
                 return;
             }
@@ -282,11 +289,46 @@ impl Server {
     async fn serve(
         self: Arc<Self>,
         stream: Stream,
+        tls: Option<TlsAcceptor>,
         _slot: Option<OwnedSemaphorePermit>,
         id: u64,
         connection: Arc<Connection>,
     ) {
-        let service = RequestService { connection: connection.clone(), server: self.clone() };
+        let https = tls.is_some();
+        let stream = match tls {
+            None => Some(stream),
+            Some(tls) => self.handshake(&tls, stream, &connection).await,
+        };
+        if let Some(stream) = stream {
+            self.serve_http(stream, https, &connection).await;
+        }
+        self.connections.unregister(id);
+    }
+
+    /// The TLS handshake, within the header-read timeout from the accept, and given up
+    /// when the connection is evicted: until it completes the connection counts as idle,
+    /// so a flood of handshakes makes room for others instead of taking it. A shutdown
+    /// lets it finish, so its first request is served as a plain connection's is.
+    async fn handshake(&self, tls: &TlsAcceptor, stream: Stream, connection: &Connection) -> Option<Stream> {
+        let deadline = connection.at(0) + self.header_read_timeout;
+        tokio::select! {
+            result = tokio::time::timeout_at(deadline, crate::stream::handshake(tls, stream)) => match result {
+                Ok(Ok(stream)) => Some(stream),
+                Ok(Err(e)) => {
+                    tracing::debug!("TLS handshake failed: {e}");
+                    None
+                }
+                Err(_) => {
+                    tracing::debug!("TLS handshake not done within the header-read timeout: closing");
+                    None
+                }
+            },
+            _ = connection.evict.notified() => None,
+        }
+    }
+
+    async fn serve_http(self: &Arc<Self>, stream: Stream, https: bool, connection: &Arc<Connection>) {
+        let service = RequestService { connection: connection.clone(), server: self.clone(), https };
         let io = Watched { stream, connection: connection.clone() };
         let conn = self.http.serve_connection(TokioIo::new(io), service);
         tokio::pin!(conn);
@@ -341,7 +383,6 @@ impl Server {
                 }
             }
         }
-        self.connections.unregister(id);
     }
 }
 
@@ -360,6 +401,7 @@ async fn accept_failed(e: std::io::Error) {
 struct RequestService {
     connection: Arc<Connection>,
     server: Arc<Server>,
+    https: bool,
 }
 
 impl hyper::service::Service<hyper::Request<Incoming>> for RequestService {
@@ -371,8 +413,12 @@ impl hyper::service::Service<hyper::Request<Incoming>> for RequestService {
         self.connection.begin_request();
         let in_flight = InFlight(self.connection.clone());
         let server = self.server.clone();
+        let https = self.https;
         let finish = move |mut response: axum::response::Response| {
             server.connections.served.fetch_add(1, Ordering::Relaxed);
+            if let Some(hsts) = server.hsts.as_ref().filter(|_| https) {
+                response.headers_mut().insert(STRICT_TRANSPORT_SECURITY, hsts.clone());
+            }
             // Draining: the client learns from the response itself that this connection
             // ends here, so it sends its next request on a new one (to the next instance).
             if server.shutdown.is_started() {
@@ -510,6 +556,7 @@ mod tests {
         keep_alive_timeout: Duration::from_secs(5),
         max_header_bytes: 8192,
         max_body_bytes: 1024,
+        hsts_max_age: Duration::ZERO,
     };
 
     struct Running {
@@ -527,7 +574,7 @@ mod tests {
         let shutdown = Shutdown::new();
         let server = Server::new(app, connections.clone(), shutdown.clone(), &LIMITS);
         let listener = AsyncListener::new(Listener::Tcp(listener)).unwrap();
-        let accepting = tokio::spawn(server.accept_loop(listener));
+        let accepting = tokio::spawn(server.accept_loop(listener, None));
         Running { addr, connections, shutdown, accepting }
     }
 

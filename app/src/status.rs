@@ -25,7 +25,16 @@ pub struct Status<'a> {
     pub portico: Portico,
     pub activation: &'a Activation,
     pub process: &'a Process,
+    /// The HTTPS certificate, when a socket speaks HTTPS.
+    pub certificate: Option<Certificate>,
 }
+
+#[cfg(feature = "tls")]
+pub use crate::tls::Summary as Certificate;
+/// Built without TLS there is never a certificate to show.
+#[cfg(not(feature = "tls"))]
+#[derive(Clone, Serialize)]
+pub enum Certificate {}
 
 /// The figures that stay put while portico runs. Read after the switch of user, so the
 /// uid and gid are the ones it serves with.
@@ -96,7 +105,7 @@ pub struct Process {
 /// rather than failing the page.
 // statvfs counts are 32-bit on 32-bit targets such as armv7.
 #[allow(clippy::unnecessary_cast)]
-pub fn collect(fixed: &Fixed, stats: Stats) -> Status<'_> {
+pub fn collect(fixed: &Fixed, stats: Stats, certificate: Option<Certificate>) -> Status<'_> {
     let info = nix::sys::sysinfo::sysinfo().ok();
     let root = nix::sys::statvfs::statvfs("/").ok();
     Status {
@@ -126,6 +135,7 @@ pub fn collect(fixed: &Fixed, stats: Stats) -> Status<'_> {
         },
         activation: &fixed.activation,
         process: &fixed.process,
+        certificate,
     }
 }
 
@@ -172,9 +182,21 @@ pub fn display_fields(status: &Status) -> Vec<(&'static str, String)> {
         ("version", status.portico.version.to_owned()),
         ("activation", describe_activation(status.activation)),
         ("identity", format!("uid {}, gid {}", status.process.uid, status.process.gid)),
+        ("certificate", certificate_line(status.certificate.as_ref())),
         ("connections", status.portico.open_connections.to_string()),
         ("requests", status.portico.requests_served.to_string()),
     ]
+}
+
+/// The certificate's fingerprint, for an owner to check a browser's warning against.
+fn certificate_line(certificate: Option<&Certificate>) -> String {
+    #[cfg(feature = "tls")]
+    if let Some(certificate) = certificate {
+        return format!("SHA-256 {}", certificate.fingerprint_sha256);
+    }
+    #[cfg(not(feature = "tls"))]
+    let _ = certificate;
+    "no HTTPS socket".to_owned()
 }
 
 /// How portico got its sockets, for the page, the log and the STATUS= line.
@@ -182,10 +204,13 @@ pub fn describe_activation(activation: &Activation) -> String {
     let sockets: Vec<String> = activation
         .listeners
         .iter()
-        .map(|s| match (&s.name, s.fd) {
-            (Some(name), Some(fd)) => format!("{} ({name}, fd {fd})", s.address),
-            (None, Some(fd)) => format!("{} (fd {fd})", s.address),
-            _ => s.address.clone(),
+        .map(|s| {
+            let scheme = if s.https { "https://" } else { "" };
+            match (&s.name, s.fd) {
+                (Some(name), Some(fd)) => format!("{scheme}{} ({name}, fd {fd})", s.address),
+                (None, Some(fd)) => format!("{scheme}{} (fd {fd})", s.address),
+                _ => format!("{scheme}{}", s.address),
+            }
         })
         .collect();
     match activation.mode {

@@ -1,6 +1,6 @@
-//! One listener type and one stream type for TCP and Unix sockets, so that hyper's
-//! connection machinery, most of the binary, is compiled once rather than once per
-//! socket family.
+//! One listener type and one stream type for TCP and Unix sockets, plain or TLS, so that
+//! hyper's connection machinery, most of the binary, is compiled once rather than once per
+//! kind of connection.
 
 use std::io;
 use std::pin::Pin;
@@ -38,9 +38,29 @@ impl AsyncListener {
     }
 }
 
+/// What turns an accepted connection into a TLS one (nothing, built without `tls`).
+#[cfg(feature = "tls")]
+pub use tokio_rustls::TlsAcceptor;
+#[cfg(not(feature = "tls"))]
+#[derive(Clone)]
+pub enum TlsAcceptor {}
+
+/// Runs the TLS handshake on an accepted connection.
+pub async fn handshake(acceptor: &TlsAcceptor, stream: Stream) -> io::Result<Stream> {
+    #[cfg(feature = "tls")]
+    return Ok(Stream::Tls(Box::new(acceptor.accept(stream).await?)));
+    #[cfg(not(feature = "tls"))]
+    {
+        let _ = stream;
+        match *acceptor {}
+    }
+}
+
 pub enum Stream {
     Tcp(TcpStream),
     Unix(UnixStream),
+    #[cfg(feature = "tls")]
+    Tls(Box<tokio_rustls::server::TlsStream<Stream>>),
 }
 
 /// Runs `$body` with `$s` bound to the pinned inner stream, whichever it is.
@@ -53,6 +73,11 @@ macro_rules! each {
             }
             Stream::Unix(inner) => {
                 let $s = Pin::new(inner);
+                $body
+            }
+            #[cfg(feature = "tls")]
+            Stream::Tls(inner) => {
+                let $s = Pin::new(inner.as_mut());
                 $body
             }
         }
@@ -82,6 +107,8 @@ impl AsyncWrite for Stream {
         match self {
             Stream::Tcp(s) => s.is_write_vectored(),
             Stream::Unix(s) => s.is_write_vectored(),
+            #[cfg(feature = "tls")]
+            Stream::Tls(s) => s.is_write_vectored(),
         }
     }
 

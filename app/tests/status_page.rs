@@ -12,6 +12,21 @@ fn serve() -> (Portico, std::net::SocketAddr) {
     (Portico::start().fd(listener).names("http").spawn(), addr)
 }
 
+/// The page on both sockets, as portico.socket and portico-https.socket pass them.
+#[cfg(feature = "tls")]
+fn serve_both() -> (Portico, std::net::SocketAddr, std::net::SocketAddr) {
+    let (http, https) = (tcp_listener("127.0.0.1:0"), tcp_listener("127.0.0.1:0"));
+    let (http_addr, https_addr) = (http.local_addr().unwrap(), https.local_addr().unwrap());
+    let state = state_directory();
+    let portico = Portico::start()
+        .fd(http)
+        .fd(https)
+        .names("http:https")
+        .args(&["--state-directory", state.to_str().unwrap()])
+        .spawn();
+    (portico, http_addr, https_addr)
+}
+
 #[test]
 fn the_api_describes_the_device_and_the_process() {
     let (portico, addr) = serve();
@@ -99,24 +114,42 @@ fn a_wrong_method_is_told_which_methods_are_allowed() {
     }
 }
 
+/// Renders `url` in Chromium, checks the script refreshed the figures, and keeps a
+/// screenshot as target/`name`.
+fn render_in_chromium(url: &str, name: &str, extra: &[&str]) -> String {
+    // Virtual time lets the page's script fetch /api/status and fill the figures in.
+    let dom = chromium(&[extra, &["--virtual-time-budget=5000", "--dump-dom", url]].concat());
+    assert!(dom.contains("id=\"refreshed\">updated "), "the script did not refresh the figures:\n{dom}");
+    assert!(!dom.contains("{{"), "{dom}");
+
+    let screenshot = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("..").join(name);
+    let _ = std::fs::remove_file(&screenshot);
+    let shot = format!("--screenshot={}", screenshot.display());
+    chromium(&[extra, &["--virtual-time-budget=5000", "--window-size=900,1100", &shot, url]].concat());
+    let png = std::fs::read(&screenshot).expect("chromium wrote the screenshot");
+    assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "screenshot is {} bytes", png.len());
+    dom
+}
+
 #[test]
 fn the_page_renders_and_refreshes_in_a_browser() {
     let (_portico, addr) = serve();
-    let url = format!("http://{addr}/");
-    // Virtual time lets the page's script fetch /api/status and fill the figures in.
-    let dom = chromium(&["--virtual-time-budget=5000", "--dump-dom", &url]);
-    assert!(dom.contains("id=\"refreshed\">updated "), "the script did not refresh the figures:\n{dom}");
+    let dom = render_in_chromium(&format!("http://{addr}/"), "status-page.png", &[]);
     assert!(dom.contains("sockets from systemd: 127.0.0.1:"), "{dom}");
-    assert!(!dom.contains("{{"), "{dom}");
+}
 
-    let screenshot = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("../status-page.png");
-    let _ = std::fs::remove_file(&screenshot);
-    chromium(&[
-        "--virtual-time-budget=5000",
-        "--window-size=900,1000",
-        &format!("--screenshot={}", screenshot.display()),
-        &url,
-    ]);
-    let png = std::fs::read(&screenshot).expect("chromium wrote the screenshot");
-    assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "screenshot is {} bytes", png.len());
+/// Over HTTPS with the self-signed certificate (the warning accepted, as an owner would
+/// after checking the fingerprint), the page shows that fingerprint.
+#[cfg(feature = "tls")]
+#[test]
+fn the_page_renders_over_https_in_a_browser() {
+    let (_portico, http, https) = serve_both();
+    let fingerprint = api_status(http)["certificate"]["fingerprint_sha256"].as_str().unwrap().to_owned();
+    let dom = render_in_chromium(
+        &format!("https://{https}/"),
+        "status-page-https.png",
+        &["--ignore-certificate-errors"],
+    );
+    assert!(dom.contains(&format!("SHA-256 {fingerprint}")), "{dom}");
+    assert!(dom.contains(&format!("https://{https} (https, fd 4)")), "{dom}");
 }

@@ -200,6 +200,25 @@ pub fn scratch_path(name: &str) -> PathBuf {
     path
 }
 
+/// Run as root, the tests have portico switch to nobody: what portico must read or write
+/// belongs to nobody then, as systemd makes StateDirectory= and credentials the service's.
+pub fn give_to_portico(path: &Path) {
+    if nix::unistd::geteuid().is_root() {
+        let nobody = nix::unistd::User::from_name("nobody").unwrap().unwrap();
+        nix::unistd::chown(path, Some(nobody.uid), Some(nobody.gid)).unwrap();
+    }
+}
+
+/// An empty state directory, as systemd creates it for StateDirectory=.
+pub fn state_directory() -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = scratch_path("state");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    give_to_portico(&dir);
+    dir
+}
+
 impl Portico {
     pub fn start() -> Start {
         Start::default()
@@ -410,5 +429,116 @@ impl NotifySocket {
             }
         }
         panic!("no {needle} on the notify socket; got {before:?}");
+    }
+}
+
+/// A TLS client that accepts any certificate, as `curl -k` does, and says which it got.
+pub mod tls {
+    use std::io::{Read, Write};
+    use std::net::{SocketAddr, TcpStream};
+    use std::sync::{Arc, Mutex};
+
+    use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+    use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+    use rustls::{ClientConnection, DigitallySignedStruct, SignatureScheme, StreamOwned};
+
+    #[derive(Debug, Default)]
+    struct AcceptAny(Mutex<Option<Vec<u8>>>);
+
+    impl ServerCertVerifier for AcceptAny {
+        fn verify_server_cert(
+            &self,
+            end_entity: &CertificateDer<'_>,
+            _: &[CertificateDer<'_>],
+            _: &ServerName<'_>,
+            _: &[u8],
+            _: UnixTime,
+        ) -> Result<ServerCertVerified, rustls::Error> {
+            *self.0.lock().unwrap() = Some(end_entity.to_vec());
+            Ok(ServerCertVerified::assertion())
+        }
+
+        fn verify_tls12_signature(
+            &self,
+            _: &[u8],
+            _: &CertificateDer<'_>,
+            _: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            Ok(HandshakeSignatureValid::assertion())
+        }
+
+        fn verify_tls13_signature(
+            &self,
+            _: &[u8],
+            _: &CertificateDer<'_>,
+            _: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            Ok(HandshakeSignatureValid::assertion())
+        }
+
+        fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+            rustls::crypto::ring::default_provider().signature_verification_algorithms.supported_schemes()
+        }
+    }
+
+    /// A TLS connection to portico, and the SHA-256 fingerprint of the certificate it sent.
+    pub struct Client {
+        pub stream: StreamOwned<ClientConnection, TcpStream>,
+        pub fingerprint: String,
+    }
+
+    impl Client {
+        pub fn connect(addr: SocketAddr) -> Self {
+            let verifier = Arc::new(AcceptAny::default());
+            let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+                rustls::crypto::ring::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .dangerous()
+            .with_custom_certificate_verifier(verifier.clone())
+            .with_no_client_auth();
+            let name = ServerName::try_from("portico.local").unwrap();
+            let connection = ClientConnection::new(Arc::new(config), name).unwrap();
+            let mut stream = StreamOwned::new(connection, super::connect(addr));
+            while stream.conn.is_handshaking() {
+                stream.conn.complete_io(&mut stream.sock).expect("TLS handshake with portico");
+            }
+            let der = verifier.0.lock().unwrap().take().expect("portico sent a certificate");
+            Client { stream, fingerprint: fingerprint(&der) }
+        }
+
+        /// One keep-alive request; reads exactly the response (Content-Length).
+        pub fn get(&mut self, path: &str) -> super::Response {
+            write!(self.stream, "GET {path} HTTP/1.1\r\nHost: device\r\n\r\n").unwrap();
+            let mut raw = Vec::new();
+            let mut buf = [0u8; 4096];
+            loop {
+                let n = self.stream.read(&mut buf).unwrap();
+                assert!(n > 0, "connection closed mid-response: {:?}", String::from_utf8_lossy(&raw));
+                raw.extend_from_slice(&buf[..n]);
+                let text = String::from_utf8_lossy(&raw).into_owned();
+                if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                    let length: usize = head
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().to_owned())
+                        })
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(0);
+                    if body.len() >= length {
+                        return super::parse_response(&raw).unwrap();
+                    }
+                }
+            }
+        }
+    }
+
+    /// What browsers show: upper-case hex pairs joined by colons.
+    pub fn fingerprint(der: &[u8]) -> String {
+        let digest = ring::digest::digest(&ring::digest::SHA256, der);
+        digest.as_ref().iter().map(|b| format!("{b:02X}")).collect::<Vec<_>>().join(":")
     }
 }
