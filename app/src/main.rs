@@ -13,6 +13,7 @@ mod privileges;
 mod routes;
 mod server;
 mod shutdown;
+mod stats;
 mod status;
 mod stream;
 mod threads;
@@ -30,6 +31,7 @@ use crate::config::{Command, Config};
 use crate::routes::AppState;
 use crate::server::{Connections, Limits, Server};
 use crate::shutdown::{Reason, Shutdown};
+use crate::stats::Counters;
 use crate::status::Activation;
 use crate::stream::AsyncListener;
 
@@ -169,7 +171,8 @@ fn describe(certificate: &status::Certificate) -> String {
 async fn serve(config: Box<Config>, listeners: Listeners, https: Https) -> Result<(), Box<dyn Error>> {
     let shutdown = Shutdown::new();
     let signals = shutdown::listen(shutdown.clone())?;
-    let connections = Connections::new(config.max_connections);
+    let counters = Arc::new(Counters::default());
+    let connections = Connections::new(config.max_connections, counters.clone());
     let activation = Activation {
         mode: listeners.origin,
         listeners: listeners.sockets.iter().map(|(_, info)| info.clone()).collect(),
@@ -177,12 +180,19 @@ async fn serve(config: Box<Config>, listeners: Listeners, https: Https) -> Resul
     let summary = status::describe_activation(&activation);
     let state = Arc::new(AppState {
         fixed: status::Fixed::read(activation),
-        connections: connections.clone(),
+        counters: counters.clone(),
         shutdown: shutdown.clone(),
         certificate: std::sync::RwLock::new(https.certificate.clone()),
     });
     let app = routes::router(state.clone());
-    let server = Server::new(app, connections.clone(), shutdown.clone(), &Limits::from(&*config));
+    let limits = Limits {
+        header_read_timeout: config.header_read_timeout,
+        keep_alive_timeout: config.keep_alive_timeout,
+        max_header_bytes: config.max_header_bytes,
+        max_body_bytes: config.max_body_bytes,
+        hsts_max_age: config.hsts_max_age,
+    };
+    let server = Server::new(app, routes::asset, connections.clone(), shutdown.clone(), &limits);
 
     let mut accept_loops = JoinSet::new();
     let acceptor = https.acceptor();
@@ -194,7 +204,7 @@ async fn serve(config: Box<Config>, listeners: Listeners, https: Https) -> Resul
     tracing::info!("portico {} serving {summary}", config::VERSION);
     notify::ready(&format!("Serving {summary}"));
     tokio::spawn(notify::watchdog());
-    tokio::spawn(report_status(connections.clone()));
+    tokio::spawn(report_status(counters.clone()));
     if let Some(after) = config.exit_idle_after {
         let (connections, shutdown) = (connections.clone(), shutdown.clone());
         tokio::spawn(async move {
@@ -221,7 +231,7 @@ async fn serve(config: Box<Config>, listeners: Listeners, https: Https) -> Resul
         _ = connections.all_closed() => tracing::info!("all connections closed; exiting"),
         _ = tokio::time::sleep(config.drain_timeout) => tracing::warn!(
             "drain timeout: closing {} connections still open",
-            connections.stats().open_connections
+            counters.snapshot().open_connections
         ),
         _ = second_signal => {}
     }
@@ -250,12 +260,12 @@ fn reload_on_sighup(https: Https, state: Arc<AppState>) -> std::io::Result<impl 
 }
 
 /// Keeps `systemctl status` showing live figures.
-async fn report_status(connections: Arc<Connections>) {
+async fn report_status(counters: Arc<Counters>) {
     let mut last = None;
     let mut tick = tokio::time::interval(notify::STATUS_INTERVAL);
     loop {
         tick.tick().await;
-        let stats = connections.stats();
+        let stats = counters.snapshot();
         if last != Some(stats) {
             notify::status(&format!(
                 "{} connections open, {} requests served",

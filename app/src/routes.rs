@@ -2,7 +2,7 @@
 //! The assets are compiled in, so the binary is the only file to install.
 //!
 //! The assets need no state and are most of a page load's requests, so they are answered
-//! before routing (`asset`); the router has the dynamic routes.
+//! before routing (`asset`, the server's fast path); the router has the dynamic routes.
 
 use std::sync::{Arc, RwLock};
 
@@ -13,8 +13,8 @@ use axum::http::{HeaderValue, Method, Request, StatusCode, header};
 use axum::response::{Html, IntoResponse, Json, Response};
 use axum::routing::get;
 
-use crate::server::Connections;
 use crate::shutdown::Shutdown;
+use crate::stats::Counters;
 use crate::status::{self, Fixed};
 
 const PAGE: &str = include_str!("../assets/index.html");
@@ -27,7 +27,7 @@ pub const STOPPING: &str = "shutting down\n";
 
 pub struct AppState {
     pub fixed: Fixed,
-    pub connections: Arc<Connections>,
+    pub counters: Arc<Counters>,
     pub shutdown: Shutdown,
     /// Replaced when a reload brings a new certificate.
     pub certificate: RwLock<Option<status::Certificate>>,
@@ -43,7 +43,7 @@ pub fn router(state: Arc<AppState>) -> Router {
 
 fn collect(state: &AppState) -> status::Status<'_> {
     let certificate = state.certificate.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone();
-    status::collect(&state.fixed, state.connections.stats(), certificate)
+    status::collect(&state.fixed, state.counters.snapshot(), certificate)
 }
 
 /// The page with the figures filled in, so it shows them without JavaScript too.
@@ -90,7 +90,9 @@ async fn healthz(State(state): State<Arc<AppState>>) -> Response {
     (code, [(header::CACHE_CONTROL, "no-store")], body).into_response()
 }
 
-/// Answers a request for a compiled-in asset, or returns None for every other path.
+/// Answers a request for a compiled-in asset, or returns None for every other path. The
+/// server calls it before routing (its fast path): assets need no state and are most of a
+/// page load's requests.
 pub fn asset<B>(request: &Request<B>) -> Option<Response> {
     let (content_type, body) = match request.uri().path() {
         "/assets/status.js" => ("text/javascript; charset=utf-8", SCRIPT),
@@ -132,7 +134,7 @@ mod tests {
     #[test]
     fn the_page_is_rendered_with_every_figure() {
         use crate::activation::Origin;
-        use crate::server::Stats;
+        use crate::stats::Stats;
         let activation = super::status::Activation { mode: Origin::SelfBound, listeners: vec![] };
         let fixed = super::Fixed::read(activation);
         let stats = Stats { open_connections: 1, connections_accepted: 3, requests_served: 42 };

@@ -29,12 +29,12 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, watch};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tower_service::Service;
 
-use crate::config::Config;
 use crate::shutdown::Shutdown;
+use crate::stats::Counters;
 use crate::stream::{AsyncListener, Stream, TlsAcceptor};
 
 /// The limits a connection is held to.
@@ -47,25 +47,8 @@ pub struct Limits {
     pub hsts_max_age: Duration,
 }
 
-impl From<&Config> for Limits {
-    fn from(config: &Config) -> Self {
-        Limits {
-            header_read_timeout: config.header_read_timeout,
-            keep_alive_timeout: config.keep_alive_timeout,
-            max_header_bytes: config.max_header_bytes,
-            max_body_bytes: config.max_body_bytes,
-            hsts_max_age: config.hsts_max_age,
-        }
-    }
-}
-
-/// Figures for the status page and the STATUS= line.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Stats {
-    pub open_connections: usize,
-    pub connections_accepted: u64,
-    pub requests_served: u64,
-}
+/// Answers what needs no routing (the pages' choice: compiled-in assets, say), or passes.
+pub type FastPath = fn(&hyper::Request<Incoming>) -> Option<axum::response::Response>;
 
 /// `head_started_ms` when no request head is arriving.
 const NO_HEAD: u64 = u64::MAX;
@@ -134,30 +117,18 @@ impl Connection {
 pub struct Connections {
     open: Mutex<BTreeMap<u64, Arc<Connection>>>,
     next_id: AtomicU64,
-    accepted: AtomicU64,
-    served: AtomicU64,
-    count: watch::Sender<usize>,
+    counters: Arc<Counters>,
     slots: Arc<Semaphore>,
 }
 
 impl Connections {
-    pub fn new(max_connections: usize) -> Arc<Self> {
+    pub fn new(max_connections: usize, counters: Arc<Counters>) -> Arc<Self> {
         Arc::new(Connections {
             open: Mutex::new(BTreeMap::new()),
             next_id: AtomicU64::new(0),
-            accepted: AtomicU64::new(0),
-            served: AtomicU64::new(0),
-            count: watch::channel(0).0,
+            counters,
             slots: Arc::new(Semaphore::new(max_connections)),
         })
-    }
-
-    pub fn stats(&self) -> Stats {
-        Stats {
-            open_connections: *self.count.borrow(),
-            connections_accepted: self.accepted.load(Ordering::Relaxed),
-            requests_served: self.served.load(Ordering::Relaxed),
-        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, Arc<Connection>>> {
@@ -178,14 +149,14 @@ impl Connections {
         });
         let mut open = self.lock();
         open.insert(id, connection.clone());
-        self.count.send_replace(open.len());
+        self.counters.set_open(open.len());
         (id, connection)
     }
 
     fn unregister(&self, id: u64) {
         let mut open = self.lock();
         open.remove(&id);
-        self.count.send_replace(open.len());
+        self.counters.set_open(open.len());
     }
 
     /// Asks the oldest connection with no request in flight to close, to make room.
@@ -198,12 +169,12 @@ impl Connections {
 
     /// Resolves once no connection is open.
     pub async fn all_closed(&self) {
-        let _ = self.count.subscribe().wait_for(|n| *n == 0).await;
+        let _ = self.counters.watch_open().wait_for(|n| *n == 0).await;
     }
 
     /// Resolves once `idle_for` has passed with no connection open at all.
     pub async fn idle_for(&self, idle_for: Duration) {
-        let mut count = self.count.subscribe();
+        let mut count = self.counters.watch_open();
         loop {
             let _ = count.wait_for(|n| *n == 0).await;
             tokio::select! {
@@ -217,6 +188,7 @@ impl Connections {
 /// Everything a connection task needs.
 pub struct Server {
     app: Router,
+    fast_path: FastPath,
     connections: Arc<Connections>,
     shutdown: Shutdown,
     http: http1::Builder,
@@ -227,13 +199,20 @@ pub struct Server {
 }
 
 impl Server {
-    pub fn new(app: Router, connections: Arc<Connections>, shutdown: Shutdown, limits: &Limits) -> Arc<Self> {
+    pub fn new(
+        app: Router,
+        fast_path: FastPath,
+        connections: Arc<Connections>,
+        shutdown: Shutdown,
+        limits: &Limits,
+    ) -> Arc<Self> {
         let mut http = http1::Builder::new();
         // hyper's own header timer runs from the end of the previous response, so it would
         // cut idle keep-alive connections short; Connection::deadline times both instead.
         http.header_read_timeout(None).max_header_size(limits.max_header_bytes).keep_alive(true);
         Arc::new(Server {
             app,
+            fast_path,
             connections,
             shutdown,
             http,
@@ -262,7 +241,7 @@ impl Server {
                     continue;
                 }
             };
-            self.connections.accepted.fetch_add(1, Ordering::Relaxed);
+            self.connections.counters.accepted();
             let (slot, stopping) = match self.connections.slots.clone().try_acquire_owned() {
                 Ok(slot) => (Some(slot), false),
                 Err(_) => {
@@ -415,7 +394,7 @@ impl hyper::service::Service<hyper::Request<Incoming>> for RequestService {
         let server = self.server.clone();
         let https = self.https;
         let finish = move |mut response: axum::response::Response| {
-            server.connections.served.fetch_add(1, Ordering::Relaxed);
+            server.connections.counters.served();
             if let Some(hsts) = server.hsts.as_ref().filter(|_| https) {
                 response.headers_mut().insert(STRICT_TRANSPORT_SECURITY, hsts.clone());
             }
@@ -439,14 +418,14 @@ impl hyper::service::Service<hyper::Request<Incoming>> for RequestService {
 
 impl RequestService {
     /// What needs no routing: a declared body over the limit (refused before it arrives),
-    /// and the compiled-in assets.
+    /// and whatever the pages' fast path answers.
     fn answer_at_once(&self, request: &hyper::Request<Incoming>) -> Option<axum::response::Response> {
         let declared =
             request.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
         if declared.is_some_and(|n| n > self.server.max_body_bytes as u64) {
             return Some((StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n").into_response());
         }
-        crate::routes::asset(request)
+        (self.server.fast_path)(request)
     }
 }
 
@@ -549,6 +528,7 @@ mod tests {
     use super::{Connections, Limits, Server};
     use crate::activation::Listener;
     use crate::shutdown::{Reason, Shutdown};
+    use crate::stats::Counters;
     use crate::stream::AsyncListener;
 
     const LIMITS: Limits = Limits {
@@ -561,7 +541,7 @@ mod tests {
 
     struct Running {
         addr: std::net::SocketAddr,
-        connections: Arc<Connections>,
+        counters: Arc<Counters>,
         shutdown: Shutdown,
         accepting: tokio::task::JoinHandle<()>,
     }
@@ -570,12 +550,13 @@ mod tests {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.set_nonblocking(true).unwrap();
         let addr = listener.local_addr().unwrap();
-        let connections = Connections::new(max_connections);
+        let counters = Arc::new(Counters::default());
+        let connections = Connections::new(max_connections, counters.clone());
         let shutdown = Shutdown::new();
-        let server = Server::new(app, connections.clone(), shutdown.clone(), &LIMITS);
+        let server = Server::new(app, |_| None, connections, shutdown.clone(), &LIMITS);
         let listener = AsyncListener::new(Listener::Tcp(listener)).unwrap();
         let accepting = tokio::spawn(server.accept_loop(listener, None));
-        Running { addr, connections, shutdown, accepting }
+        Running { addr, counters, shutdown, accepting }
     }
 
     async fn exchange(addr: std::net::SocketAddr, request: &[u8]) -> String {
@@ -645,7 +626,7 @@ mod tests {
         let _ = entered.acquire().await.unwrap();
         let mut waiting = TcpStream::connect(running.addr).await.unwrap();
         waiting.write_all(b"GET /quick HTTP/1.1\r\nHost: device\r\nConnection: close\r\n\r\n").await.unwrap();
-        while running.connections.stats().connections_accepted < 2 {
+        while running.counters.snapshot().connections_accepted < 2 {
             tokio::task::yield_now().await;
         }
 

@@ -10,7 +10,7 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::activation::{Origin, SocketInfo};
-use crate::server::Stats;
+use crate::stats::Stats;
 
 #[derive(Serialize)]
 pub struct Status<'a> {
