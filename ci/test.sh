@@ -8,8 +8,9 @@ source ci/lib.sh
 
 command -v cargo >/dev/null || die "cargo not found: install Rust first (rustup, or apt-get install cargo)"
 # systemd-socket-activate and systemd-analyze are real peers for the tests; chromium renders
-# the page; curl and ss (iproute2) take the figures at the end.
-apt_install systemd chromium curl iproute2
+# the page; promtool (prometheus) checks /metrics; curl and ss (iproute2) take the figures
+# at the end.
+apt_install systemd chromium curl iproute2 prometheus
 
 log "format and lints"
 cargo fmt --check

@@ -41,6 +41,8 @@ const KEYS: &[&str] = &[
     "tls_key",
     "state_directory",
     "hsts_max_age",
+    "metrics_token",
+    "metrics_public",
 ];
 
 /// The prefix that marks a `--listen` address as HTTPS.
@@ -110,7 +112,14 @@ pub struct Config {
     pub state_directory: PathBuf,
     /// Strict-Transport-Security on HTTPS responses; zero sends none.
     pub hsts_max_age: Duration,
+    /// The bearer token a scraper of /metrics must present.
+    pub metrics_token: Option<String>,
+    /// Serve /metrics to anyone.
+    pub metrics_public: bool,
 }
+
+/// The shortest metrics token accepted: guessing one must be hopeless.
+pub const MIN_TOKEN_LENGTH: usize = 16;
 
 impl Default for Config {
     fn default() -> Self {
@@ -138,6 +147,8 @@ impl Default for Config {
                 .and_then(|dirs| std::env::split_paths(&dirs).next())
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIRECTORY)),
             hsts_max_age: Duration::ZERO,
+            metrics_token: None,
+            metrics_public: false,
         }
     }
 }
@@ -197,6 +208,9 @@ Options (each also a config-file key, with _ for -, and a PORTICO_<KEY> variable
       --state-directory PATH    where the generated certificate is kept
                                 [default: $STATE_DIRECTORY, else /var/lib/portico]
       --hsts-max-age DURATION   send Strict-Transport-Security over HTTPS [default: 0, off]
+      --metrics-token TOKEN     the bearer token /metrics wants [default: the credential
+                                metrics-token; without one /metrics is off]
+      --metrics-public          serve /metrics to anyone
   -h, --help                    print this help
   -V, --version                 print the version
 
@@ -369,6 +383,18 @@ impl Config {
                 self.state_directory = path(value.text()?).ok_or("expected a directory, found \"\"")?
             }
             "hsts_max_age" => self.hsts_max_age = value.duration()?,
+            "metrics_token" => {
+                let token = value.text()?;
+                if !token.is_empty() && token.len() < MIN_TOKEN_LENGTH {
+                    return Err(format!(
+                        "a token of {} characters is too easy to guess: use at least \
+                         {MIN_TOKEN_LENGTH} random ones (e.g. `openssl rand -hex 24`)",
+                        token.len()
+                    ));
+                }
+                self.metrics_token = (!token.is_empty()).then_some(token);
+            }
+            "metrics_public" => self.metrics_public = value.flag()?,
             "log_level" => {
                 let level = value.text()?;
                 self.log_level = level.parse().map_err(|_| {
@@ -442,7 +468,7 @@ fn parse_flags(args: impl IntoIterator<Item = OsString>) -> Result<ParsedFlags, 
                 };
                 let value = match key {
                     // Switches: given alone they mean true, `--allow-root=false` also works.
-                    "require_activation" | "allow_root" => match parser.optional_value() {
+                    "require_activation" | "allow_root" | "metrics_public" => match parser.optional_value() {
                         Some(value) => flag_text(value, key)?,
                         None => "true".to_owned(),
                     },

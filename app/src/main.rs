@@ -8,6 +8,7 @@
 mod activation;
 mod config;
 mod logging;
+mod metrics;
 mod notify;
 mod privileges;
 mod routes;
@@ -71,7 +72,11 @@ fn main() -> ExitCode {
         Ok(https) => https,
         Err(e) => return fatal(&*e, EXIT_SETUP),
     };
-    match run(config, listeners, workers, https) {
+    let metrics = match metrics_access(&config) {
+        Ok(metrics) => metrics,
+        Err(e) => return fatal(&*e, EXIT_SETUP),
+    };
+    match run(config, listeners, workers, https, metrics) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fatal(&*e, 1),
     }
@@ -89,6 +94,7 @@ fn run(
     listeners: Listeners,
     workers: usize,
     https: Https,
+    metrics: metrics::Access,
 ) -> Result<(), Box<dyn Error>> {
     let mut builder = match workers {
         1 => tokio::runtime::Builder::new_current_thread(),
@@ -100,7 +106,7 @@ fn run(
     };
     // Nothing in portico blocks; the cap keeps the thread count within threads::OTHER_THREADS.
     let runtime = builder.max_blocking_threads(1).enable_all().build()?;
-    runtime.block_on(serve(config, listeners, https))
+    runtime.block_on(serve(config, listeners, https, metrics))
 }
 
 /// The HTTPS side, when a socket speaks it: the certificate and what reloads it.
@@ -158,6 +164,34 @@ impl Https {
     }
 }
 
+/// Who may read /metrics: the config's token, else the credential `metrics-token`.
+fn metrics_access(config: &Config) -> Result<metrics::Access, Box<dyn Error>> {
+    let credential = std::env::var_os("CREDENTIALS_DIRECTORY")
+        .map(|dir| std::path::Path::new(&dir).join("metrics-token"))
+        .filter(|path| path.exists());
+    let token = match (&config.metrics_token, credential) {
+        (Some(token), _) => Some(token.clone()),
+        (None, Some(path)) => {
+            let token = std::fs::read_to_string(&path)?.trim().to_owned();
+            if token.len() < config::MIN_TOKEN_LENGTH {
+                return Err(format!(
+                    "{}: shorter than {} characters",
+                    path.display(),
+                    config::MIN_TOKEN_LENGTH
+                )
+                .into());
+            }
+            Some(token)
+        }
+        (None, None) => None,
+    };
+    Ok(match (token, config.metrics_public) {
+        (_, true) => metrics::Access::Public,
+        (Some(token), false) => metrics::Access::Token(token),
+        (None, false) => metrics::Access::Closed,
+    })
+}
+
 /// The log line that lets an owner check a browser's certificate warning.
 #[cfg(feature = "tls")]
 fn describe(certificate: &status::Certificate) -> String {
@@ -168,7 +202,12 @@ fn describe(certificate: &status::Certificate) -> String {
     match *certificate {}
 }
 
-async fn serve(config: Box<Config>, listeners: Listeners, https: Https) -> Result<(), Box<dyn Error>> {
+async fn serve(
+    config: Box<Config>,
+    listeners: Listeners,
+    https: Https,
+    metrics: metrics::Access,
+) -> Result<(), Box<dyn Error>> {
     let shutdown = Shutdown::new();
     let signals = shutdown::listen(shutdown.clone())?;
     let counters = Arc::new(Counters::default());
@@ -183,6 +222,7 @@ async fn serve(config: Box<Config>, listeners: Listeners, https: Https) -> Resul
         counters: counters.clone(),
         shutdown: shutdown.clone(),
         certificate: std::sync::RwLock::new(https.certificate.clone()),
+        metrics,
     });
     let app = routes::router(state.clone());
     let limits = Limits {

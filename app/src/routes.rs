@@ -9,10 +9,11 @@ use std::sync::{Arc, RwLock};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderValue, Method, Request, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, Request, StatusCode, header};
 use axum::response::{Html, IntoResponse, Json, Response};
 use axum::routing::get;
 
+use crate::metrics;
 use crate::shutdown::Shutdown;
 use crate::stats::Counters;
 use crate::status::{self, Fixed};
@@ -31,6 +32,8 @@ pub struct AppState {
     pub shutdown: Shutdown,
     /// Replaced when a reload brings a new certificate.
     pub certificate: RwLock<Option<status::Certificate>>,
+    /// Who may read /metrics.
+    pub metrics: metrics::Access,
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
@@ -38,6 +41,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/", get(page))
         .route("/api/status", get(api_status))
         .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
         .with_state(state)
 }
 
@@ -88,6 +92,33 @@ async fn healthz(State(state): State<Arc<AppState>>) -> Response {
         true => (StatusCode::SERVICE_UNAVAILABLE, STOPPING),
     };
     (code, [(header::CACHE_CONTROL, "no-store")], body).into_response()
+}
+
+async fn metrics(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    let authorization = headers.get(header::AUTHORIZATION).map(HeaderValue::as_bytes);
+    if !state.metrics.allows(authorization) {
+        return match state.metrics {
+            metrics::Access::Token(_) => {
+                tracing::debug!("/metrics: missing or wrong bearer token");
+                (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Bearer")], "bearer token required\n")
+                    .into_response()
+            }
+            _ => (
+                StatusCode::FORBIDDEN,
+                "/metrics is off: set metrics_token (or the credential metrics-token), or metrics_public\n",
+            )
+                .into_response(),
+        };
+    }
+    let body = metrics::render(&collect(&state), state.counters.snapshot(), state.counters.totals());
+    (
+        [
+            (header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        body,
+    )
+        .into_response()
 }
 
 /// Answers a request for a compiled-in asset, or returns None for every other path. The

@@ -291,18 +291,26 @@ impl Server {
     async fn handshake(&self, tls: &TlsAcceptor, stream: Stream, connection: &Connection) -> Option<Stream> {
         let deadline = connection.at(0) + self.header_read_timeout;
         tokio::select! {
-            result = tokio::time::timeout_at(deadline, crate::stream::handshake(tls, stream)) => match result {
-                Ok(Ok(stream)) => Some(stream),
-                Ok(Err(e)) => {
-                    tracing::debug!("TLS handshake failed: {e}");
-                    None
-                }
-                Err(_) => {
-                    tracing::debug!("TLS handshake not done within the header-read timeout: closing");
-                    None
-                }
-            },
-            _ = connection.evict.notified() => None,
+            result = tokio::time::timeout_at(deadline, crate::stream::handshake(tls, stream)) => {
+                let stream = match result {
+                    Ok(Ok(stream)) => Some(stream),
+                    Ok(Err(e)) => {
+                        tracing::debug!("TLS handshake failed: {e}");
+                        None
+                    }
+                    Err(_) => {
+                        tracing::debug!("TLS handshake not done within the header-read timeout: closing");
+                        None
+                    }
+                };
+                self.connections.counters.tls_handshake(stream.is_some());
+                stream
+            }
+            _ = connection.evict.notified() => {
+                self.connections.counters.evicted();
+                self.connections.counters.tls_handshake(false);
+                None
+            }
         }
     }
 
@@ -341,6 +349,7 @@ impl Server {
                 }
                 _ = connection.evict.notified() => {
                     if connection.is_idle() {
+                        self.connections.counters.evicted();
                         break;
                     }
                 }
@@ -394,7 +403,7 @@ impl hyper::service::Service<hyper::Request<Incoming>> for RequestService {
         let server = self.server.clone();
         let https = self.https;
         let finish = move |mut response: axum::response::Response| {
-            server.connections.counters.served();
+            server.connections.counters.served(response.status().as_u16());
             if let Some(hsts) = server.hsts.as_ref().filter(|_| https) {
                 response.headers_mut().insert(STRICT_TRANSPORT_SECURITY, hsts.clone());
             }

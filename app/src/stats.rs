@@ -1,6 +1,6 @@
-//! The counts the transport keeps and the pages and the STATUS= line read: connections
-//! open and accepted, requests served. Its own module so that both sides can use it
-//! without knowing each other.
+//! The counts the transport keeps and the pages, the STATUS= line and /metrics read:
+//! connections open, accepted and evicted, responses by status class, TLS handshakes. Its
+//! own module so that both sides can use it without knowing each other.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -12,6 +12,21 @@ pub struct Counters {
     open: watch::Sender<usize>,
     accepted: AtomicU64,
     served: AtomicU64,
+    evicted: AtomicU64,
+    /// Responses by status class: 1xx at 0 ... 5xx at 4.
+    by_class: [AtomicU64; 5],
+    tls_handshakes: AtomicU64,
+    tls_handshake_failures: AtomicU64,
+}
+
+/// What /metrics adds to the snapshot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Totals {
+    pub connections_evicted: u64,
+    /// Responses by status class: 1xx at 0 ... 5xx at 4.
+    pub responses_by_class: [u64; 5],
+    pub tls_handshakes: u64,
+    pub tls_handshake_failures: u64,
 }
 
 /// The counts at one moment.
@@ -35,8 +50,29 @@ impl Counters {
         self.accepted.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub fn served(&self) {
+    pub fn totals(&self) -> Totals {
+        Totals {
+            connections_evicted: self.evicted.load(Ordering::Relaxed),
+            responses_by_class: std::array::from_fn(|i| self.by_class[i].load(Ordering::Relaxed)),
+            tls_handshakes: self.tls_handshakes.load(Ordering::Relaxed),
+            tls_handshake_failures: self.tls_handshake_failures.load(Ordering::Relaxed),
+        }
+    }
+
+    /// A response with this status code went out.
+    pub fn served(&self, status: u16) {
         self.served.fetch_add(1, Ordering::Relaxed);
+        let class = usize::from(status / 100).clamp(1, 5) - 1;
+        self.by_class[class].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn evicted(&self) {
+        self.evicted.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn tls_handshake(&self, succeeded: bool) {
+        let counter = if succeeded { &self.tls_handshakes } else { &self.tls_handshake_failures };
+        counter.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn set_open(&self, open: usize) {

@@ -1,0 +1,188 @@
+//! `/metrics`: the status page's figures in Prometheus' text exposition format, under
+//! node_exporter's names so that existing dashboards and alerts work, plus portico's own
+//! counts and the process's CPU time and memory.
+//!
+//! Who may scrape is the owner's choice: whoever presents the bearer token (the config's
+//! `metrics_token`, or the systemd credential `metrics-token`), or anyone if
+//! `metrics_public` is set. Neither set, /metrics answers 403 and says how to enable it.
+
+use std::fmt::Write as _;
+
+use crate::stats::{Stats, Totals};
+use crate::status::Status;
+
+/// Who may read /metrics.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Access {
+    Closed,
+    Token(String),
+    Public,
+}
+
+impl Access {
+    /// Whether a request with this Authorization header may scrape.
+    pub fn allows(&self, authorization: Option<&[u8]>) -> bool {
+        match self {
+            Access::Public => true,
+            Access::Closed => false,
+            Access::Token(token) => authorization
+                .and_then(|value| value.strip_prefix(b"Bearer "))
+                .is_some_and(|given| constant_time_eq(given, token.as_bytes())),
+        }
+    }
+}
+
+/// Compares without stopping at the first difference, so the time taken says nothing of
+/// how much of a guessed token was right.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The exposition, version 0.0.4.
+pub fn render(status: &Status, stats: Stats, totals: Totals) -> String {
+    let mut out = String::with_capacity(4096);
+    let mut family = |name: &str, kind: &str, help: &str, samples: &[(String, f64)]| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for (labels, value) in samples {
+            let _ = writeln!(out, "{name}{labels} {value}");
+        }
+    };
+    let one = |value: f64| [(String::new(), value)];
+
+    if let Some(boot) = boot_time() {
+        family("node_boot_time_seconds", "gauge", "Node boot time, in unixtime.", &one(boot as f64));
+    }
+    let [load1, load5, load15] = status.load;
+    family("node_load1", "gauge", "1m load average.", &one(load1));
+    family("node_load5", "gauge", "5m load average.", &one(load5));
+    family("node_load15", "gauge", "15m load average.", &one(load15));
+    let memory = &status.memory;
+    family(
+        "node_memory_MemTotal_bytes",
+        "gauge",
+        "Memory information field MemTotal_bytes.",
+        &one(memory.total_bytes as f64),
+    );
+    family(
+        "node_memory_MemAvailable_bytes",
+        "gauge",
+        "Memory information field MemAvailable_bytes.",
+        &one(memory.available_bytes as f64),
+    );
+    let root = filesystem_labels();
+    let fs = &status.root_filesystem;
+    family(
+        "node_filesystem_size_bytes",
+        "gauge",
+        "Filesystem size in bytes.",
+        &[(root.clone(), fs.total_bytes as f64)],
+    );
+    family(
+        "node_filesystem_avail_bytes",
+        "gauge",
+        "Filesystem space available to non-root users in bytes.",
+        &[(root, fs.available_bytes as f64)],
+    );
+
+    family(
+        "portico_build_info",
+        "gauge",
+        "portico's version, as a label; the value is always 1.",
+        &[(format!("{{version=\"{}\"}}", escape(status.portico.version)), 1.0)],
+    );
+    let classes: Vec<(String, f64)> = (1..=5)
+        .map(|class| (format!("{{code=\"{class}xx\"}}"), totals.responses_by_class[class - 1] as f64))
+        .collect();
+    family("portico_http_responses_total", "counter", "HTTP responses sent, by status class.", &classes);
+    family("portico_connections_open", "gauge", "Connections open now.", &one(stats.open_connections as f64));
+    family(
+        "portico_connections_accepted_total",
+        "counter",
+        "Connections accepted.",
+        &one(stats.connections_accepted as f64),
+    );
+    family(
+        "portico_connections_evicted_total",
+        "counter",
+        "Idle connections closed to make room at max_connections.",
+        &one(totals.connections_evicted as f64),
+    );
+    family(
+        "portico_tls_handshakes_total",
+        "counter",
+        "TLS handshakes completed.",
+        &one(totals.tls_handshakes as f64),
+    );
+    family(
+        "portico_tls_handshake_failures_total",
+        "counter",
+        "TLS handshakes that failed, timed out or were evicted.",
+        &one(totals.tls_handshake_failures as f64),
+    );
+    if let Some((cpu, rss)) = process_usage() {
+        family(
+            "process_cpu_seconds_total",
+            "counter",
+            "Total user and system CPU time spent in seconds.",
+            &one(cpu),
+        );
+        family("process_resident_memory_bytes", "gauge", "Resident memory size in bytes.", &one(rss));
+    }
+    out
+}
+
+/// btime from /proc/stat, as node_exporter reads it.
+fn boot_time() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    stat.lines().find_map(|line| line.strip_prefix("btime ")?.trim().parse().ok())
+}
+
+/// node_exporter's labels for the root filesystem, from the mount table.
+fn filesystem_labels() -> String {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    // The last mount on / is the one in use. After " - ": the type, then the source.
+    let (fstype, device) = mountinfo
+        .lines()
+        .filter(|line| line.split(' ').nth(4) == Some("/"))
+        .filter_map(|line| {
+            let mut after = line.split_once(" - ")?.1.split(' ');
+            Some((after.next()?.to_owned(), after.next()?.to_owned()))
+        })
+        .last()
+        .unwrap_or_default();
+    format!("{{device=\"{}\",fstype=\"{}\",mountpoint=\"/\"}}", escape(&device), escape(&fstype))
+}
+
+/// CPU seconds (user and system) and resident bytes, from /proc/self/stat.
+fn process_usage() -> Option<(f64, f64)> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name, which is in parentheses and may contain spaces.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let number = |i: usize| fields.get(i)?.parse::<f64>().ok();
+    let ticks = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK).ok()??;
+    let page = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE).ok()??;
+    // utime and stime are fields 14 and 15 of proc(5), rss field 24: 11, 12 and 21 here.
+    Some(((number(11)? + number(12)?) / ticks as f64, number(21)? * page as f64))
+}
+
+/// A label value as the exposition format wants it.
+fn escape(value: &str) -> String {
+    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Access;
+
+    #[test]
+    fn only_the_right_bearer_token_is_let_in() {
+        let access = Access::Token("s3cret-token".into());
+        assert!(access.allows(Some(b"Bearer s3cret-token")));
+        assert!(!access.allows(Some(b"Bearer s3cret-tokeN")));
+        assert!(!access.allows(Some(b"Bearer s3cret")));
+        assert!(!access.allows(Some(b"Basic s3cret-token")));
+        assert!(!access.allows(None));
+        assert!(Access::Public.allows(None));
+        assert!(!Access::Closed.allows(Some(b"Bearer ")));
+    }
+}
