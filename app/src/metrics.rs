@@ -143,12 +143,12 @@ fn filesystem_labels() -> String {
     // The last mount on / is the one in use. After " - ": the type, then the source.
     let (fstype, device) = mountinfo
         .lines()
+        .rev()
         .filter(|line| line.split(' ').nth(4) == Some("/"))
-        .filter_map(|line| {
+        .find_map(|line| {
             let mut after = line.split_once(" - ")?.1.split(' ');
             Some((after.next()?.to_owned(), after.next()?.to_owned()))
         })
-        .last()
         .unwrap_or_default();
     format!("{{device=\"{}\",fstype=\"{}\",mountpoint=\"/\"}}", escape(&device), escape(&fstype))
 }
