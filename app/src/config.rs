@@ -43,6 +43,7 @@ const KEYS: &[&str] = &[
     "hsts_max_age",
     "metrics_token",
     "metrics_public",
+    "access_log",
 ];
 
 /// The prefix that marks a `--listen` address as HTTPS.
@@ -116,6 +117,8 @@ pub struct Config {
     pub metrics_token: Option<String>,
     /// Serve /metrics to anyone.
     pub metrics_public: bool,
+    /// One log line per request.
+    pub access_log: bool,
 }
 
 /// The shortest metrics token accepted: guessing one must be hopeless.
@@ -149,6 +152,7 @@ impl Default for Config {
             hsts_max_age: Duration::ZERO,
             metrics_token: None,
             metrics_public: false,
+            access_log: false,
         }
     }
 }
@@ -211,6 +215,8 @@ Options (each also a config-file key, with _ for -, and a PORTICO_<KEY> variable
       --metrics-token TOKEN     the bearer token /metrics wants [default: the credential
                                 metrics-token; without one /metrics is off]
       --metrics-public          serve /metrics to anyone
+      --access-log              log each request (method, path, status, bytes, time,
+                                client) at the journal's debug priority [default: off]
   -h, --help                    print this help
   -V, --version                 print the version
 
@@ -395,6 +401,7 @@ impl Config {
                 self.metrics_token = (!token.is_empty()).then_some(token);
             }
             "metrics_public" => self.metrics_public = value.flag()?,
+            "access_log" => self.access_log = value.flag()?,
             "log_level" => {
                 let level = value.text()?;
                 self.log_level = level.parse().map_err(|_| {
@@ -468,10 +475,12 @@ fn parse_flags(args: impl IntoIterator<Item = OsString>) -> Result<ParsedFlags, 
                 };
                 let value = match key {
                     // Switches: given alone they mean true, `--allow-root=false` also works.
-                    "require_activation" | "allow_root" | "metrics_public" => match parser.optional_value() {
-                        Some(value) => flag_text(value, key)?,
-                        None => "true".to_owned(),
-                    },
+                    "require_activation" | "allow_root" | "metrics_public" | "access_log" => {
+                        match parser.optional_value() {
+                            Some(value) => flag_text(value, key)?,
+                            None => "true".to_owned(),
+                        }
+                    }
                     _ => flag_text(parser.value().map_err(err)?, key)?,
                 };
                 settings.push((key, Raw::Text(value)));

@@ -27,7 +27,22 @@ pub fn stderr_is_journal() -> bool {
 }
 
 pub fn init(max: LevelFilter) {
-    let _ = tracing::subscriber::set_global_default(Stderr { max, journal: stderr_is_journal() });
+    let journal = stderr_is_journal();
+    let _ = JOURNAL.set(journal);
+    let _ = tracing::subscriber::set_global_default(Stderr { max, journal });
+}
+
+static JOURNAL: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+
+/// One access-log line, whatever `log_level` says (the owner asked for it): at the
+/// journal's debug priority, which keeps it off the console and out of the default
+/// `journalctl -p info` views.
+pub fn access(line: std::fmt::Arguments<'_>) {
+    let prefix = match JOURNAL.get() {
+        Some(true) => "<7>",
+        _ => "ACCESS ",
+    };
+    let _ = std::io::stderr().write_all(format!("{prefix}{line}\n").as_bytes());
 }
 
 /// The priority the journal files a line under.

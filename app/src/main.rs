@@ -232,7 +232,8 @@ async fn serve(
         max_body_bytes: config.max_body_bytes,
         hsts_max_age: config.hsts_max_age,
     };
-    let server = Server::new(app, routes::asset, connections.clone(), shutdown.clone(), &limits);
+    let server =
+        Server::new(app, routes::asset, connections.clone(), shutdown.clone(), &limits, config.access_log);
 
     let mut accept_loops = JoinSet::new();
     let acceptor = https.acceptor();

@@ -196,6 +196,7 @@ pub struct Server {
     header_read_timeout: Duration,
     max_body_bytes: usize,
     hsts: Option<HeaderValue>,
+    access_log: bool,
 }
 
 impl Server {
@@ -205,6 +206,7 @@ impl Server {
         connections: Arc<Connections>,
         shutdown: Shutdown,
         limits: &Limits,
+        access_log: bool,
     ) -> Arc<Self> {
         let mut http = http1::Builder::new();
         // hyper's own header timer runs from the end of the previous response, so it would
@@ -222,6 +224,7 @@ impl Server {
             hsts: (!limits.hsts_max_age.is_zero())
                 .then(|| HeaderValue::from_str(&format!("max-age={}", limits.hsts_max_age.as_secs())).ok())
                 .flatten(),
+            access_log,
         })
     }
 
@@ -315,7 +318,8 @@ impl Server {
     }
 
     async fn serve_http(self: &Arc<Self>, stream: Stream, https: bool, connection: &Arc<Connection>) {
-        let service = RequestService { connection: connection.clone(), server: self.clone(), https };
+        let client = self.access_log.then(|| Arc::from(stream.peer()));
+        let service = RequestService { connection: connection.clone(), server: self.clone(), https, client };
         let io = Watched { stream, connection: connection.clone() };
         let conn = self.http.serve_connection(TokioIo::new(io), service);
         tokio::pin!(conn);
@@ -390,6 +394,8 @@ struct RequestService {
     connection: Arc<Connection>,
     server: Arc<Server>,
     https: bool,
+    /// The client's address, when the access log is on.
+    client: Option<Arc<str>>,
 }
 
 impl hyper::service::Service<hyper::Request<Incoming>> for RequestService {
@@ -402,8 +408,17 @@ impl hyper::service::Service<hyper::Request<Incoming>> for RequestService {
         let in_flight = InFlight(self.connection.clone());
         let server = self.server.clone();
         let https = self.https;
+        let logged = self.client.clone().map(|client| Logged {
+            client,
+            method: request.method().clone(),
+            path: request.uri().path().to_owned(),
+            started: Instant::now(),
+        });
         let finish = move |mut response: axum::response::Response| {
             server.connections.counters.served(response.status().as_u16());
+            if let Some(logged) = logged {
+                logged.write(&response);
+            }
             if let Some(hsts) = server.hsts.as_ref().filter(|_| https) {
                 response.headers_mut().insert(STRICT_TRANSPORT_SECURITY, hsts.clone());
             }
@@ -422,6 +437,30 @@ impl hyper::service::Service<hyper::Request<Incoming>> for RequestService {
         let limit = self.server.max_body_bytes;
         let routed = self.server.app.clone().call(request.map(|body| Body::new(Limited::new(body, limit))));
         Box::pin(async move { finish(routed.await?) })
+    }
+}
+
+/// What the access log says of a request: method, path (never the query, which may carry
+/// secrets), status, body bytes, time to the response, client.
+struct Logged {
+    client: Arc<str>,
+    method: axum::http::Method,
+    path: String,
+    started: Instant,
+}
+
+impl Logged {
+    fn write(self, response: &axum::response::Response) {
+        use http_body::Body as _;
+        let bytes = response.body().size_hint().exact().map_or_else(|| "-".to_owned(), |n| n.to_string());
+        crate::logging::access(format_args!(
+            "{} {} {} {bytes} {}us {}",
+            self.method,
+            self.path,
+            response.status().as_u16(),
+            self.started.elapsed().as_micros(),
+            self.client
+        ));
     }
 }
 
@@ -562,7 +601,7 @@ mod tests {
         let counters = Arc::new(Counters::default());
         let connections = Connections::new(max_connections, counters.clone());
         let shutdown = Shutdown::new();
-        let server = Server::new(app, |_| None, connections, shutdown.clone(), &LIMITS);
+        let server = Server::new(app, |_| None, connections, shutdown.clone(), &LIMITS, false);
         let listener = AsyncListener::new(Listener::Tcp(listener)).unwrap();
         let accepting = tokio::spawn(server.accept_loop(listener, None));
         Running { addr, counters, shutdown, accepting }

@@ -56,6 +56,18 @@ pub async fn handshake(acceptor: &TlsAcceptor, stream: Stream) -> io::Result<Str
     }
 }
 
+impl Stream {
+    /// The client, for the access log.
+    pub fn peer(&self) -> String {
+        match self {
+            Stream::Tcp(s) => s.peer_addr().map_or_else(|_| "unknown".to_owned(), |a| a.to_string()),
+            Stream::Unix(_) => "unix".to_owned(),
+            #[cfg(feature = "tls")]
+            Stream::Tls(s) => s.get_ref().0.peer(),
+        }
+    }
+}
+
 pub enum Stream {
     Tcp(TcpStream),
     Unix(UnixStream),
