@@ -22,29 +22,203 @@ pub const VERSION: &str = match option_env!("PORTICO_VERSION") {
     None => env!("CARGO_PKG_VERSION"),
 };
 
-/// Every key, as it is spelled in the config file.
-const KEYS: &[&str] = &[
-    "listen",
-    "require_activation",
-    "user",
-    "allow_root",
-    "workers",
-    "drain_timeout",
-    "exit_idle_after",
-    "header_read_timeout",
-    "keep_alive_timeout",
-    "max_connections",
-    "max_header_bytes",
-    "max_body_bytes",
-    "log_level",
-    "tls_certificate",
-    "tls_key",
-    "state_directory",
-    "hsts_max_age",
-    "metrics_token",
-    "metrics_public",
-    "access_log",
+/// A config key, declared once: its name (as in the file; `--name-with-dashes` as a flag,
+/// `PORTICO_NAME` in the environment), the form of its value for --help, its default
+/// (a value as the environment would give it, applied to build `Config::default()`), what
+/// it means, and how it is set.
+struct Key {
+    name: &'static str,
+    /// The value's form in --help ("DURATION"); "" for a switch, which alone means true.
+    value: &'static str,
+    default: &'static str,
+    help: &'static str,
+    set: fn(&mut Config, Raw<'_>) -> Result<(), String>,
+}
+
+const KEYS: &[Key] = &[
+    Key {
+        name: "listen",
+        value: "ADDR",
+        default: "127.0.0.1:8080",
+        help: "address to bind when no socket is passed: 127.0.0.1:8080, [::]:80 or a Unix socket \
+               path, behind https:// for HTTPS (https://[::]:443); repeat for several",
+        set: |c, v| {
+            c.listen = v.list()?.iter().map(|s| parse_listen(s)).collect::<Result<_, _>>()?;
+            Ok(())
+        },
+    },
+    Key {
+        name: "require_activation",
+        value: "",
+        default: "false",
+        help: "refuse to start unless systemd passes the sockets",
+        set: |c, v| Ok(c.require_activation = v.flag()?),
+    },
+    Key {
+        name: "user",
+        value: "NAME",
+        default: "",
+        help: "started as root: bind, then run as NAME (nobody if none is named)",
+        set: |c, v| Ok(c.user = nonempty(v.text()?)),
+    },
+    Key {
+        name: "allow_root",
+        value: "",
+        default: "false",
+        help: "allow serving as root",
+        set: |c, v| Ok(c.allow_root = v.flag()?),
+    },
+    Key {
+        name: "workers",
+        value: "N",
+        default: "0",
+        help: "runtime threads; 0: the CPUs available, within the cgroup's task limit",
+        set: |c, v| {
+            let n = v.count()?;
+            Ok(c.workers = (n > 0).then_some(n))
+        },
+    },
+    Key {
+        name: "drain_timeout",
+        value: "DURATION",
+        default: "10s",
+        help: "time in-flight requests get after SIGTERM",
+        set: |c, v| Ok(c.drain_timeout = v.duration()?),
+    },
+    Key {
+        name: "exit_idle_after",
+        value: "DURATION",
+        default: "0",
+        help: "exit after this long with no connection; 0: never",
+        set: |c, v| {
+            let after = v.duration()?;
+            Ok(c.exit_idle_after = (!after.is_zero()).then_some(after))
+        },
+    },
+    Key {
+        name: "header_read_timeout",
+        value: "DURATION",
+        default: "10s",
+        help: "time to send a request's head (or finish the TLS handshake)",
+        set: |c, v| Ok(c.header_read_timeout = v.duration()?),
+    },
+    Key {
+        name: "keep_alive_timeout",
+        value: "DURATION",
+        default: "5s",
+        help: "time idle between requests",
+        set: |c, v| Ok(c.keep_alive_timeout = v.duration()?),
+    },
+    Key {
+        name: "max_connections",
+        value: "N",
+        default: "256",
+        help: "open connections at most; at the limit the oldest idle one makes room",
+        set: |c, v| Ok(c.max_connections = v.count()?),
+    },
+    Key {
+        name: "max_header_bytes",
+        value: "N",
+        default: "8192",
+        help: "largest request head; larger ones get 431",
+        set: |c, v| Ok(c.max_header_bytes = v.count()?),
+    },
+    Key {
+        name: "max_body_bytes",
+        value: "N",
+        default: "65536",
+        help: "largest request body, declared or chunked; larger ones get 413",
+        set: |c, v| Ok(c.max_body_bytes = v.count()?),
+    },
+    Key {
+        name: "log_level",
+        value: "LEVEL",
+        default: "info",
+        help: "error, warn, info, debug or trace",
+        set: |c, v| {
+            let level = v.text()?;
+            c.log_level = level
+                .parse()
+                .map_err(|_| format!("unknown log level {level:?}: use error, warn, info, debug or trace"))?;
+            Ok(())
+        },
+    },
+    Key {
+        name: "tls_certificate",
+        value: "PATH",
+        default: "",
+        help: "HTTPS certificate chain (PEM), with tls_key; none: the systemd credential \
+               tls.crt, else one generated at first start",
+        set: |c, v| Ok(c.tls_certificate = nonempty(v.text()?).map(PathBuf::from)),
+    },
+    Key {
+        name: "tls_key",
+        value: "PATH",
+        default: "",
+        help: "its private key (PEM); none: the credential tls.key",
+        set: |c, v| Ok(c.tls_key = nonempty(v.text()?).map(PathBuf::from)),
+    },
+    Key {
+        name: "state_directory",
+        value: "PATH",
+        default: DEFAULT_STATE_DIRECTORY,
+        help: "where the generated certificate is kept; under systemd, $STATE_DIRECTORY",
+        set: |c, v| {
+            c.state_directory =
+                nonempty(v.text()?).map(PathBuf::from).ok_or("expected a directory, found \"\"")?;
+            Ok(())
+        },
+    },
+    Key {
+        name: "hsts_max_age",
+        value: "DURATION",
+        default: "0",
+        help: "send Strict-Transport-Security over HTTPS; 0: none",
+        set: |c, v| Ok(c.hsts_max_age = v.duration()?),
+    },
+    Key {
+        name: "metrics_token",
+        value: "TOKEN",
+        default: "",
+        help: "the bearer token /metrics wants; none: the credential metrics-token, else \
+               /metrics is off",
+        set: |c, v| {
+            let token = v.text()?;
+            if !token.is_empty() && token.len() < MIN_TOKEN_LENGTH {
+                return Err(format!(
+                    "a token of {} characters is too easy to guess: use at least \
+                     {MIN_TOKEN_LENGTH} random ones (e.g. `openssl rand -hex 24`)",
+                    token.len()
+                ));
+            }
+            Ok(c.metrics_token = nonempty(token))
+        },
+    },
+    Key {
+        name: "metrics_public",
+        value: "",
+        default: "false",
+        help: "serve /metrics to anyone",
+        set: |c, v| Ok(c.metrics_public = v.flag()?),
+    },
+    Key {
+        name: "access_log",
+        value: "",
+        default: "false",
+        help: "log each request (method, path, status, bytes, time, client) at the journal's \
+               debug priority",
+        set: |c, v| Ok(c.access_log = v.flag()?),
+    },
 ];
+
+fn key(name: &str) -> Option<&'static Key> {
+    KEYS.iter().find(|key| key.name == name)
+}
+
+/// An empty value means "not set".
+fn nonempty(text: String) -> Option<String> {
+    (!text.is_empty()).then_some(text)
+}
 
 /// The prefix that marks a `--listen` address as HTTPS.
 pub const HTTPS_PREFIX: &str = "https://";
@@ -125,35 +299,36 @@ pub struct Config {
 pub const MIN_TOKEN_LENGTH: usize = 16;
 
 impl Default for Config {
+    /// Every key's declared default, applied as the environment would give it.
     fn default() -> Self {
-        Config {
-            listen: vec![Listen {
-                addr: ListenAddr::Tcp(SocketAddr::from(([127, 0, 0, 1], 8080))),
-                https: false,
-            }],
+        let mut config = Config {
+            listen: Vec::new(),
             require_activation: false,
             user: None,
             allow_root: false,
             workers: None,
-            drain_timeout: Duration::from_secs(10),
+            drain_timeout: Duration::ZERO,
             exit_idle_after: None,
-            header_read_timeout: Duration::from_secs(10),
-            keep_alive_timeout: Duration::from_secs(5),
-            max_connections: 256,
-            max_header_bytes: 8 * 1024,
-            max_body_bytes: 64 * 1024,
+            header_read_timeout: Duration::ZERO,
+            keep_alive_timeout: Duration::ZERO,
+            max_connections: 0,
+            max_header_bytes: 0,
+            max_body_bytes: 0,
             log_level: LevelFilter::INFO,
             tls_certificate: None,
             tls_key: None,
-            // systemd sets it from StateDirectory= (a list if the unit names several).
-            state_directory: std::env::var_os("STATE_DIRECTORY")
-                .and_then(|dirs| std::env::split_paths(&dirs).next())
-                .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIRECTORY)),
+            state_directory: PathBuf::new(),
             hsts_max_age: Duration::ZERO,
             metrics_token: None,
             metrics_public: false,
             access_log: false,
+        };
+        for key in KEYS {
+            // A default that does not parse is a bug that every test run catches.
+            (key.set)(&mut config, Raw::Text(key.default.to_owned()))
+                .unwrap_or_else(|e| panic!("default of {}: {e}", key.name));
         }
+        config
     }
 }
 
@@ -179,49 +354,58 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-pub const HELP: &str = "\
-portico: a socket-activated status page, JSON API and health check for a device
+/// The --help text, made from the key table.
+pub fn help() -> String {
+    let mut help = String::from(
+        "portico: a socket-activated status page, JSON API, health check and metrics for a device
 
 Usage: portico [OPTIONS]
 
-Under systemd, portico serves the sockets that portico.socket passes it. Started by hand,
-it binds the --listen addresses itself.
+Under systemd, portico serves the sockets that portico.socket and portico-https.socket pass
+it. Started by hand, it binds the --listen addresses itself.
 
 Options (each also a config-file key, with _ for -, and a PORTICO_<KEY> variable):
   -c, --config PATH             config file [default: /etc/portico/portico.toml]
-  -l, --listen ADDR             address to bind when no socket is passed: 127.0.0.1:8080,
-                                [::]:80 or a Unix socket path, behind https:// for HTTPS
-                                (https://[::]:443); repeat for several [default: 127.0.0.1:8080]
-      --require-activation      refuse to start unless systemd passes the sockets
-      --user NAME               started as root: bind, then run as NAME [default: nobody]
-      --allow-root              allow serving as root
-      --workers N               runtime threads [default: the CPUs available, within
-                                the cgroup's task limit]
-      --drain-timeout DURATION  time in-flight requests get after SIGTERM [default: 10s]
-      --exit-idle-after DURATION
-                                exit after this long with no connection [default: never]
-      --header-read-timeout DURATION   time to send a request's head [default: 10s]
-      --keep-alive-timeout DURATION    time idle between requests [default: 5s]
-      --max-connections N              [default: 256]
-      --max-header-bytes N             [default: 8192]
-      --max-body-bytes N               [default: 65536]
-      --log-level LEVEL         error, warn, info, debug or trace [default: info]
-      --tls-certificate PATH    HTTPS certificate chain (PEM), with --tls-key [default: the
-                                systemd credential tls.crt, else one generated at first start]
-      --tls-key PATH            its private key (PEM) [default: the credential tls.key]
-      --state-directory PATH    where the generated certificate is kept
-                                [default: $STATE_DIRECTORY, else /var/lib/portico]
-      --hsts-max-age DURATION   send Strict-Transport-Security over HTTPS [default: 0, off]
-      --metrics-token TOKEN     the bearer token /metrics wants [default: the credential
-                                metrics-token; without one /metrics is off]
-      --metrics-public          serve /metrics to anyone
-      --access-log              log each request (method, path, status, bytes, time,
-                                client) at the journal's debug priority [default: off]
-  -h, --help                    print this help
+",
+    );
+    for key in KEYS {
+        let flag = format!("--{} {}", key.name.replace('_', "-"), key.value);
+        let short = if key.name == "listen" { "-l," } else { "   " };
+        help.push_str(&format!("  {short} {flag:<26}"));
+        if flag.len() >= 26 {
+            help.push_str(&format!("\n{:32}", ""));
+        }
+        // A switch's default is always off; the others say theirs, kept on one line.
+        let default =
+            (!key.default.is_empty() && !key.value.is_empty()).then(|| format!("[default: {}]", key.default));
+        wrap_into(&mut help, key.help.split_whitespace().chain(default.as_deref()), 32, 92);
+    }
+    help.push_str(
+        "  -h, --help                    print this help
   -V, --version                 print the version
 
 A DURATION is a number with a unit: 500ms, 10s, 5m, 1h.
-";
+",
+    );
+    help
+}
+
+/// Appends `words` wrapped at `width` columns, continuation lines indented by `indent`.
+fn wrap_into<'a>(out: &mut String, words: impl Iterator<Item = &'a str>, indent: usize, width: usize) {
+    let mut column = indent;
+    for (i, word) in words.enumerate() {
+        if i > 0 && column + 1 + word.len() > width {
+            out.push_str(&format!("\n{:indent$}", ""));
+            column = indent;
+        } else if i > 0 {
+            out.push(' ');
+            column += 1;
+        }
+        out.push_str(word);
+        column += word.len();
+    }
+    out.push('\n');
+}
 
 /// Reads the command line, the environment and the config file, in that order of precedence.
 pub fn load(args: impl IntoIterator<Item = OsString>) -> Result<Command, ConfigError> {
@@ -233,6 +417,12 @@ pub fn load(args: impl IntoIterator<Item = OsString>) -> Result<Command, ConfigE
     let (config_path, flag_settings) = flags;
 
     let mut config = Config::default();
+    // systemd names the unit's StateDirectory= (a list, if it names several).
+    if let Some(dir) =
+        std::env::var_os("STATE_DIRECTORY").and_then(|dirs| std::env::split_paths(&dirs).next())
+    {
+        config.state_directory = dir;
+    }
 
     let explicit_path = config_path.or_else(|| std::env::var_os("PORTICO_CONFIG").map(PathBuf::from));
     let path = explicit_path.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_PATH));
@@ -246,13 +436,12 @@ pub fn load(args: impl IntoIterator<Item = OsString>) -> Result<Command, ConfigE
     }
 
     for key in KEYS {
-        let var = format!("PORTICO_{}", key.to_ascii_uppercase());
+        let var = format!("PORTICO_{}", key.name.to_ascii_uppercase());
         if let Some(value) = std::env::var_os(&var) {
             let value = value
                 .into_string()
                 .map_err(|_| ConfigError(format!("environment variable {var}: not valid UTF-8")))?;
-            config
-                .set(key, Raw::Text(value))
+            (key.set)(&mut config, Raw::Text(value))
                 .map_err(|e| ConfigError(format!("environment variable {var}: {e}")))?;
         }
     }
@@ -358,59 +547,14 @@ impl Config {
         Ok(())
     }
 
-    fn set(&mut self, key: &str, value: Raw<'_>) -> Result<(), String> {
-        match key {
-            "listen" => {
-                self.listen = value.list()?.iter().map(|s| parse_listen(s)).collect::<Result<_, _>>()?;
+    fn set(&mut self, name: &str, value: Raw<'_>) -> Result<(), String> {
+        match key(name) {
+            Some(key) => (key.set)(self, value),
+            None => {
+                let names: Vec<&str> = KEYS.iter().map(|key| key.name).collect();
+                Err(format!("unknown key; the keys are: {}", names.join(", ")))
             }
-            "require_activation" => self.require_activation = value.flag()?,
-            "user" => {
-                let user = value.text()?;
-                self.user = (!user.is_empty()).then_some(user);
-            }
-            "allow_root" => self.allow_root = value.flag()?,
-            "workers" => {
-                let n = value.count()?;
-                self.workers = (n > 0).then_some(n);
-            }
-            "drain_timeout" => self.drain_timeout = value.duration()?,
-            "exit_idle_after" => {
-                let after = value.duration()?;
-                self.exit_idle_after = (!after.is_zero()).then_some(after);
-            }
-            "header_read_timeout" => self.header_read_timeout = value.duration()?,
-            "keep_alive_timeout" => self.keep_alive_timeout = value.duration()?,
-            "max_connections" => self.max_connections = value.count()?,
-            "max_header_bytes" => self.max_header_bytes = value.count()?,
-            "max_body_bytes" => self.max_body_bytes = value.count()?,
-            "tls_certificate" => self.tls_certificate = path(value.text()?),
-            "tls_key" => self.tls_key = path(value.text()?),
-            "state_directory" => {
-                self.state_directory = path(value.text()?).ok_or("expected a directory, found \"\"")?
-            }
-            "hsts_max_age" => self.hsts_max_age = value.duration()?,
-            "metrics_token" => {
-                let token = value.text()?;
-                if !token.is_empty() && token.len() < MIN_TOKEN_LENGTH {
-                    return Err(format!(
-                        "a token of {} characters is too easy to guess: use at least \
-                         {MIN_TOKEN_LENGTH} random ones (e.g. `openssl rand -hex 24`)",
-                        token.len()
-                    ));
-                }
-                self.metrics_token = (!token.is_empty()).then_some(token);
-            }
-            "metrics_public" => self.metrics_public = value.flag()?,
-            "access_log" => self.access_log = value.flag()?,
-            "log_level" => {
-                let level = value.text()?;
-                self.log_level = level.parse().map_err(|_| {
-                    format!("unknown log level {level:?}: use error, warn, info, debug or trace")
-                })?;
-            }
-            _ => return Err(format!("unknown key; the keys are: {}", KEYS.join(", "))),
         }
-        Ok(())
     }
 
     /// Bounds that no single value shows on its own.
@@ -470,20 +614,18 @@ fn parse_flags(args: impl IntoIterator<Item = OsString>) -> Result<ParsedFlags, 
             Short('l') | Long("listen") => listen.push(flag_text(parser.value().map_err(err)?, "listen")?),
             Long(flag) => {
                 let name = flag.replace('-', "_");
-                let Some(key) = KEYS.iter().copied().find(|k| *k == name) else {
+                let Some(key) = key(&name) else {
                     return Err(ConfigError(format!("unknown option --{flag}; see portico --help")));
                 };
-                let value = match key {
+                let value = match key.value {
                     // Switches: given alone they mean true, `--allow-root=false` also works.
-                    "require_activation" | "allow_root" | "metrics_public" | "access_log" => {
-                        match parser.optional_value() {
-                            Some(value) => flag_text(value, key)?,
-                            None => "true".to_owned(),
-                        }
-                    }
-                    _ => flag_text(parser.value().map_err(err)?, key)?,
+                    "" => match parser.optional_value() {
+                        Some(value) => flag_text(value, key.name)?,
+                        None => "true".to_owned(),
+                    },
+                    _ => flag_text(parser.value().map_err(err)?, key.name)?,
                 };
-                settings.push((key, Raw::Text(value)));
+                settings.push((key.name, Raw::Text(value)));
             }
             other => return Err(err(other.unexpected())),
         }
@@ -496,11 +638,6 @@ fn parse_flags(args: impl IntoIterator<Item = OsString>) -> Result<ParsedFlags, 
 
 fn flag_text(value: OsString, key: &str) -> Result<String, ConfigError> {
     value.into_string().map_err(|_| ConfigError(format!("--{}: not valid UTF-8", key.replace('_', "-"))))
-}
-
-/// An empty path means "not set".
-fn path(text: String) -> Option<PathBuf> {
-    (!text.is_empty()).then(|| PathBuf::from(text))
 }
 
 fn parse_listen(text: &str) -> Result<Listen, String> {
@@ -579,9 +716,10 @@ mod tests {
         assert!(err.contains("whole number"), "{err}");
     }
 
-    /// The shipped file documents every key, each line of which parses once uncommented.
+    /// The shipped file documents every key with its true default: uncommented, it parses
+    /// and changes nothing.
     #[test]
-    fn the_shipped_config_file_documents_every_key() {
+    fn the_shipped_config_file_documents_every_key_and_its_default() {
         let shipped = include_str!("../../rootfs-overlay/etc/portico/portico.toml");
         let uncommented: String = shipped
             .lines()
@@ -592,11 +730,24 @@ mod tests {
         let documented: Vec<String> = table.keys().map(|k| k.get_ref().to_string()).collect();
         for key in KEYS {
             assert!(
-                documented.iter().any(|d| d == key),
-                "{key} is not documented in the shipped portico.toml"
+                documented.iter().any(|d| d == key.name),
+                "{} is not documented in the shipped portico.toml",
+                key.name
             );
         }
-        Config::default().apply_file(std::path::Path::new("portico.toml"), &uncommented).unwrap();
+        let mut from_file = Config::default();
+        from_file.apply_file(std::path::Path::new("portico.toml"), &uncommented).unwrap();
+        assert_eq!(format!("{from_file:?}"), format!("{:?}", Config::default()));
+    }
+
+    #[test]
+    fn help_names_every_key() {
+        let help = help();
+        for key in KEYS {
+            let flag = format!("--{} ", key.name.replace('_', "-"));
+            assert!(help.contains(&flag), "--help lacks {flag}");
+        }
+        assert!(help.lines().all(|line| line.len() <= 92), "{help}");
     }
 
     #[test]

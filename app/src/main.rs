@@ -44,7 +44,7 @@ fn main() -> ExitCode {
     let config = match config::load(std::env::args_os().skip(1)) {
         Ok(Command::Serve(config)) => config,
         Ok(Command::Help) => {
-            print!("{}", config::HELP);
+            print!("{}", config::help());
             return ExitCode::SUCCESS;
         }
         Ok(Command::Version) => {
