@@ -52,21 +52,30 @@ const KEYS: &[Key] = &[
         value: "",
         default: "false",
         help: "refuse to start unless systemd passes the sockets",
-        set: |c, v| Ok(c.require_activation = v.flag()?),
+        set: |c, v| {
+            c.require_activation = v.flag()?;
+            Ok(())
+        },
     },
     Key {
         name: "user",
         value: "NAME",
         default: "",
         help: "started as root: bind, then run as NAME (nobody if none is named)",
-        set: |c, v| Ok(c.user = nonempty(v.text()?)),
+        set: |c, v| {
+            c.user = nonempty(v.text()?);
+            Ok(())
+        },
     },
     Key {
         name: "allow_root",
         value: "",
         default: "false",
         help: "allow serving as root",
-        set: |c, v| Ok(c.allow_root = v.flag()?),
+        set: |c, v| {
+            c.allow_root = v.flag()?;
+            Ok(())
+        },
     },
     Key {
         name: "workers",
@@ -75,7 +84,8 @@ const KEYS: &[Key] = &[
         help: "runtime threads; 0: the CPUs available, within the cgroup's task limit",
         set: |c, v| {
             let n = v.count()?;
-            Ok(c.workers = (n > 0).then_some(n))
+            c.workers = (n > 0).then_some(n);
+            Ok(())
         },
     },
     Key {
@@ -83,7 +93,10 @@ const KEYS: &[Key] = &[
         value: "DURATION",
         default: "10s",
         help: "time in-flight requests get after SIGTERM",
-        set: |c, v| Ok(c.drain_timeout = v.duration()?),
+        set: |c, v| {
+            c.drain_timeout = v.duration()?;
+            Ok(())
+        },
     },
     Key {
         name: "exit_idle_after",
@@ -92,7 +105,8 @@ const KEYS: &[Key] = &[
         help: "exit after this long with no connection; 0: never",
         set: |c, v| {
             let after = v.duration()?;
-            Ok(c.exit_idle_after = (!after.is_zero()).then_some(after))
+            c.exit_idle_after = (!after.is_zero()).then_some(after);
+            Ok(())
         },
     },
     Key {
@@ -100,35 +114,50 @@ const KEYS: &[Key] = &[
         value: "DURATION",
         default: "10s",
         help: "time to send a request's head (or finish the TLS handshake)",
-        set: |c, v| Ok(c.header_read_timeout = v.duration()?),
+        set: |c, v| {
+            c.header_read_timeout = v.duration()?;
+            Ok(())
+        },
     },
     Key {
         name: "keep_alive_timeout",
         value: "DURATION",
         default: "5s",
         help: "time idle between requests",
-        set: |c, v| Ok(c.keep_alive_timeout = v.duration()?),
+        set: |c, v| {
+            c.keep_alive_timeout = v.duration()?;
+            Ok(())
+        },
     },
     Key {
         name: "max_connections",
         value: "N",
         default: "256",
         help: "open connections at most; at the limit the oldest idle one makes room",
-        set: |c, v| Ok(c.max_connections = v.count()?),
+        set: |c, v| {
+            c.max_connections = v.count()?;
+            Ok(())
+        },
     },
     Key {
         name: "max_header_bytes",
         value: "N",
         default: "8192",
         help: "largest request head; larger ones get 431",
-        set: |c, v| Ok(c.max_header_bytes = v.count()?),
+        set: |c, v| {
+            c.max_header_bytes = v.count()?;
+            Ok(())
+        },
     },
     Key {
         name: "max_body_bytes",
         value: "N",
         default: "65536",
         help: "largest request body, declared or chunked; larger ones get 413",
-        set: |c, v| Ok(c.max_body_bytes = v.count()?),
+        set: |c, v| {
+            c.max_body_bytes = v.count()?;
+            Ok(())
+        },
     },
     Key {
         name: "log_level",
@@ -149,14 +178,20 @@ const KEYS: &[Key] = &[
         default: "",
         help: "HTTPS certificate chain (PEM), with tls_key; none: the systemd credential \
                tls.crt, else one generated at first start",
-        set: |c, v| Ok(c.tls_certificate = nonempty(v.text()?).map(PathBuf::from)),
+        set: |c, v| {
+            c.tls_certificate = nonempty(v.text()?).map(PathBuf::from);
+            Ok(())
+        },
     },
     Key {
         name: "tls_key",
         value: "PATH",
         default: "",
         help: "its private key (PEM); none: the credential tls.key",
-        set: |c, v| Ok(c.tls_key = nonempty(v.text()?).map(PathBuf::from)),
+        set: |c, v| {
+            c.tls_key = nonempty(v.text()?).map(PathBuf::from);
+            Ok(())
+        },
     },
     Key {
         name: "state_directory",
@@ -174,7 +209,10 @@ const KEYS: &[Key] = &[
         value: "DURATION",
         default: "0",
         help: "send Strict-Transport-Security over HTTPS; 0: none",
-        set: |c, v| Ok(c.hsts_max_age = v.duration()?),
+        set: |c, v| {
+            c.hsts_max_age = v.duration()?;
+            Ok(())
+        },
     },
     Key {
         name: "metrics_token",
@@ -191,7 +229,8 @@ const KEYS: &[Key] = &[
                     token.len()
                 ));
             }
-            Ok(c.metrics_token = nonempty(token))
+            c.metrics_token = nonempty(token);
+            Ok(())
         },
     },
     Key {
@@ -199,7 +238,10 @@ const KEYS: &[Key] = &[
         value: "",
         default: "false",
         help: "serve /metrics to anyone",
-        set: |c, v| Ok(c.metrics_public = v.flag()?),
+        set: |c, v| {
+            c.metrics_public = v.flag()?;
+            Ok(())
+        },
     },
     Key {
         name: "access_log",
@@ -207,7 +249,10 @@ const KEYS: &[Key] = &[
         default: "false",
         help: "log each request (method, path, status, bytes, time, client) at the journal's \
                debug priority",
-        set: |c, v| Ok(c.access_log = v.flag()?),
+        set: |c, v| {
+            c.access_log = v.flag()?;
+            Ok(())
+        },
     },
 ];
 
