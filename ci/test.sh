@@ -14,10 +14,13 @@ apt_install systemd chromium curl iproute2 prometheus
 
 log "format and lints"
 cargo fmt --check
-cargo clippy --locked --all-targets -- -D warnings
+cargo clippy --locked --all-targets --all-features -- -D warnings
+python3 ci/check-modules.py
 
 log "tests"
 cargo test --locked
+# README's "Adding your own page", compiled and run as a team would.
+cargo test --locked --features example-page --bin portico --test example_page
 
 log "units"
 bash ci/check-units.sh

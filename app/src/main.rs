@@ -7,6 +7,8 @@
 
 mod activation;
 mod config;
+#[cfg(feature = "example-page")]
+mod example_page;
 mod logging;
 mod metrics;
 mod notify;

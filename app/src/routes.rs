@@ -37,7 +37,10 @@ pub struct AppState {
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
-    Router::new()
+    let router = Router::new();
+    #[cfg(feature = "example-page")]
+    let router = router.merge(crate::example_page::routes());
+    router
         .route("/", get(page))
         .route("/api/status", get(api_status))
         .route("/healthz", get(healthz))
