@@ -20,7 +20,7 @@ const activation = (a) => {
   return `${a.mode === "systemd" ? "sockets from systemd" : "bound by portico"}: ${sockets.join(", ")}`;
 };
 const fields = (s) => ({
-  hostname: s.hostname, os: s.os, kernel: s.kernel, architecture: s.architecture,
+  hostname: s.hostname, label: s.label, os: s.os, kernel: s.kernel, architecture: s.architecture,
   uptime: duration(s.uptime_seconds), load: s.load.map((l) => l.toFixed(2)).join(" "),
   memory: used(s.memory.total_bytes, s.memory.available_bytes),
   root_filesystem: used(s.root_filesystem.total_bytes, s.root_filesystem.available_bytes),

@@ -215,6 +215,26 @@ const KEYS: &[Key] = &[
         },
     },
     Key {
+        name: "session_idle_timeout",
+        value: "DURATION",
+        default: "15m",
+        help: "the owner's login ends after this long without a request",
+        set: |c, v| {
+            c.session_idle_timeout = v.duration()?;
+            Ok(())
+        },
+    },
+    Key {
+        name: "session_lifetime",
+        value: "DURATION",
+        default: "12h",
+        help: "the owner's login ends this long after it began in any case",
+        set: |c, v| {
+            c.session_lifetime = v.duration()?;
+            Ok(())
+        },
+    },
+    Key {
         name: "metrics_token",
         value: "TOKEN",
         default: "",
@@ -332,6 +352,8 @@ pub struct Config {
     pub state_directory: PathBuf,
     /// Strict-Transport-Security on HTTPS responses; zero sends none.
     pub hsts_max_age: Duration,
+    pub session_idle_timeout: Duration,
+    pub session_lifetime: Duration,
     /// The bearer token a scraper of /metrics must present.
     pub metrics_token: Option<String>,
     /// Serve /metrics to anyone.
@@ -364,6 +386,8 @@ impl Default for Config {
             tls_key: None,
             state_directory: PathBuf::new(),
             hsts_max_age: Duration::ZERO,
+            session_idle_timeout: Duration::ZERO,
+            session_lifetime: Duration::ZERO,
             metrics_token: None,
             metrics_public: false,
             access_log: false,
@@ -383,6 +407,8 @@ pub const DEFAULT_STATE_DIRECTORY: &str = "/var/lib/portico";
 /// What the command line asked for.
 pub enum Command {
     Serve(Box<Config>),
+    /// `portico reset-owner`: clear the owner's password and print a new set-up code.
+    ResetOwner(Box<Config>),
     Help,
     Version,
 }
@@ -405,6 +431,8 @@ pub fn help() -> String {
         "portico: a socket-activated status page, JSON API, health check and metrics for a device
 
 Usage: portico [OPTIONS]
+       portico reset-owner [--state-directory PATH]   (as root, on the device: clears the
+           owner's password and prints a new set-up code)
 
 Under systemd, portico serves the sockets that portico.socket and portico-https.socket pass
 it. Started by hand, it binds the --listen addresses itself.
@@ -457,9 +485,9 @@ pub fn load(args: impl IntoIterator<Item = OsString>) -> Result<Command, ConfigE
     let flags = match parse_flags(args)? {
         ParsedFlags::Help => return Ok(Command::Help),
         ParsedFlags::Version => return Ok(Command::Version),
-        ParsedFlags::Settings { config_path, settings } => (config_path, settings),
+        ParsedFlags::Settings { reset_owner, config_path, settings } => (reset_owner, config_path, settings),
     };
-    let (config_path, flag_settings) = flags;
+    let (reset_owner, config_path, flag_settings) = flags;
 
     let mut config = Config::default();
     // systemd names the unit's StateDirectory= (a list, if it names several).
@@ -496,7 +524,10 @@ pub fn load(args: impl IntoIterator<Item = OsString>) -> Result<Command, ConfigE
     }
 
     config.check()?;
-    Ok(Command::Serve(Box::new(config)))
+    Ok(match reset_owner {
+        true => Command::ResetOwner(Box::new(config)),
+        false => Command::Serve(Box::new(config)),
+    })
 }
 
 /// A value before it is checked against its key: text (flags, environment) or TOML.
@@ -614,6 +645,8 @@ impl Config {
         let durations = [
             ("header_read_timeout", self.header_read_timeout),
             ("keep_alive_timeout", self.keep_alive_timeout),
+            ("session_idle_timeout", self.session_idle_timeout),
+            ("session_lifetime", self.session_lifetime),
         ];
         for (key, value) in durations {
             if value.is_zero() {
@@ -639,7 +672,7 @@ impl Config {
 enum ParsedFlags {
     Help,
     Version,
-    Settings { config_path: Option<PathBuf>, settings: Vec<(&'static str, Raw<'static>)> },
+    Settings { reset_owner: bool, config_path: Option<PathBuf>, settings: Vec<(&'static str, Raw<'static>)> },
 }
 
 fn parse_flags(args: impl IntoIterator<Item = OsString>) -> Result<ParsedFlags, ConfigError> {
@@ -649,6 +682,7 @@ fn parse_flags(args: impl IntoIterator<Item = OsString>) -> Result<ParsedFlags, 
     let mut config_path = None;
     let mut settings = Vec::new();
     let mut listen = Vec::new();
+    let mut reset_owner = false;
     let err = |e: lexopt::Error| ConfigError(format!("{e}; see portico --help"));
 
     while let Some(arg) = parser.next().map_err(err)? {
@@ -672,13 +706,14 @@ fn parse_flags(args: impl IntoIterator<Item = OsString>) -> Result<ParsedFlags, 
                 };
                 settings.push((key.name, Raw::Text(value)));
             }
+            Value(command) if command == "reset-owner" && !reset_owner => reset_owner = true,
             other => return Err(err(other.unexpected())),
         }
     }
     if !listen.is_empty() {
         settings.push(("listen", Raw::List(listen)));
     }
-    Ok(ParsedFlags::Settings { config_path, settings })
+    Ok(ParsedFlags::Settings { reset_owner, config_path, settings })
 }
 
 fn flag_text(value: OsString, key: &str) -> Result<String, ConfigError> {

@@ -6,16 +6,23 @@
 //! runtime start its workers.
 
 mod activation;
+#[cfg(feature = "tls")]
+mod auth;
 mod config;
 #[cfg(feature = "example-page")]
 mod example_page;
 mod logging;
 mod metrics;
 mod notify;
+#[cfg(feature = "tls")]
+mod owner;
+mod peer;
 mod privileges;
 mod routes;
 mod server;
 mod shutdown;
+#[cfg(feature = "tls")]
+mod state;
 mod stats;
 mod status;
 mod stream;
@@ -53,6 +60,7 @@ fn main() -> ExitCode {
             println!("portico {}", config::VERSION);
             return ExitCode::SUCCESS;
         }
+        Ok(Command::ResetOwner(config)) => return reset_owner(&config),
         Err(e) => return fatal(&e, EXIT_SETUP),
     };
     logging::init(config.log_level);
@@ -84,6 +92,50 @@ fn main() -> ExitCode {
     }
 }
 
+/// `portico reset-owner`, run by root on the device: the state directory is the running
+/// service's (systemd keeps a DynamicUser= service's under /var/lib/private), and the new
+/// file goes to whoever owns that directory.
+#[cfg(feature = "tls")]
+fn reset_owner(config: &Config) -> ExitCode {
+    use std::os::unix::fs::MetadataExt;
+    let private = std::path::Path::new("/var/lib/private/portico");
+    let dir = match config.state_directory == std::path::Path::new(config::DEFAULT_STATE_DIRECTORY)
+        && private.is_dir()
+    {
+        true => private.to_path_buf(),
+        false => config.state_directory.clone(),
+    };
+    let store = state::Store::new(&dir);
+    let result = auth::reset(&store).map_err(|e| e.to_string()).and_then(|code| {
+        let owner = std::fs::metadata(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let (uid, gid) = (nix::unistd::Uid::from_raw(owner.uid()), nix::unistd::Gid::from_raw(owner.gid()));
+        nix::unistd::chown(store.path(), Some(uid), Some(gid))
+            .map_err(|e| format!("{}: {e}", store.path().display()))?;
+        Ok(code)
+    });
+    match result {
+        Ok(code) => {
+            println!(
+                "The owner's password is cleared and every login has ended.\n\
+                 Set-up code: {code}\n\
+                 Open https://<this device>/setup, enter the code and choose a new password."
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            fatal(&*Box::<dyn Error>::from(format!("cannot reset the owner in {}: {e}", dir.display())), 1)
+        }
+    }
+}
+
+#[cfg(not(feature = "tls"))]
+fn reset_owner(_: &Config) -> ExitCode {
+    fatal(
+        &*Box::<dyn Error>::from("this portico was built without the `tls` feature: it has no owner login"),
+        EXIT_SETUP,
+    )
+}
+
 /// One line on stderr, with the journal's error priority when that is where it goes.
 fn fatal(error: &dyn Error, code: u8) -> ExitCode {
     let prefix = if logging::stderr_is_journal() { "<3>" } else { "" };
@@ -111,10 +163,13 @@ fn run(
     runtime.block_on(serve(config, listeners, https, metrics))
 }
 
-/// The HTTPS side, when a socket speaks it: the certificate and what reloads it.
+/// The HTTPS side, when a socket speaks it: the certificate, what reloads it, and the
+/// owner's login, which only ever travels over it.
 struct Https {
     #[cfg(feature = "tls")]
-    tls: Option<tls::Tls>,
+    tls: Option<Arc<tls::Tls>>,
+    #[cfg(feature = "tls")]
+    auth: Option<Arc<auth::Auth>>,
     certificate: Option<status::Certificate>,
 }
 
@@ -124,6 +179,8 @@ impl Https {
             return Ok(Https {
                 #[cfg(feature = "tls")]
                 tls: None,
+                #[cfg(feature = "tls")]
+                auth: None,
                 certificate: None,
             });
         }
@@ -146,8 +203,19 @@ impl Https {
             };
             let (tls, certificate) = tls::Tls::new(sources)?;
             tracing::info!("{}", describe(&certificate));
-            Ok(Https { tls: Some(tls), certificate: Some(certificate) })
+            let auth = open_owner(config)?;
+            Ok(Https { tls: Some(Arc::new(tls)), auth: Some(Arc::new(auth)), certificate: Some(certificate) })
         }
+    }
+
+    /// What the settings page calls to install an uploaded certificate.
+    #[cfg(feature = "tls")]
+    fn replacer(&self) -> tls::Replace {
+        let tls = self.tls.clone();
+        Box::new(move |cert, key| match &tls {
+            Some(tls) => tls.replace(cert, key).map_err(|e| e.to_string()),
+            None => Err("this device has no HTTPS socket".to_owned()),
+        })
     }
 
     /// Reads the certificate again; None without HTTPS.
@@ -160,32 +228,60 @@ impl Https {
 
     fn acceptor(&self) -> Option<crate::stream::TlsAcceptor> {
         #[cfg(feature = "tls")]
-        return self.tls.as_ref().map(tls::Tls::acceptor);
+        return self.tls.as_deref().map(tls::Tls::acceptor);
         #[cfg(not(feature = "tls"))]
         None
     }
 }
 
+/// Opens the owner's state; while the device has no owner, says how to set it up.
+#[cfg(feature = "tls")]
+fn open_owner(config: &Config) -> Result<auth::Auth, Box<dyn Error>> {
+    let provisioned = credential("setup-code")?;
+    let lifetimes = auth::Lifetimes { idle: config.session_idle_timeout, absolute: config.session_lifetime };
+    let (auth, opened) =
+        auth::Auth::open(state::Store::new(&config.state_directory), provisioned, lifetimes)?;
+    match opened {
+        auth::Opened::Owned => {}
+        auth::Opened::Code(code) => tracing::warn!(
+            "this device has no owner yet: set-up code {code}; open https://<this device>/setup to \
+             choose the owner's password"
+        ),
+        auth::Opened::Reset => tracing::warn!(
+            "this device has no owner: open https://<this device>/setup with the code that \
+             `portico reset-owner` printed"
+        ),
+        auth::Opened::Provisioned => tracing::warn!(
+            "this device has no owner yet: open https://<this device>/setup with the set-up code \
+             on its label"
+        ),
+    }
+    Ok(auth)
+}
+
+/// A systemd credential's first line (LoadCredential=), if the unit passes it.
+fn credential(name: &str) -> Result<Option<String>, Box<dyn Error>> {
+    let Some(path) =
+        std::env::var_os("CREDENTIALS_DIRECTORY").map(|dir| std::path::Path::new(&dir).join(name))
+    else {
+        return Ok(None);
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Ok(Some(text.lines().next().unwrap_or("").trim().to_owned())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(format!("cannot read the credential {}: {e}", path.display()).into()),
+    }
+}
+
 /// Who may read /metrics: the config's token, else the credential `metrics-token`.
 fn metrics_access(config: &Config) -> Result<metrics::Access, Box<dyn Error>> {
-    let credential = std::env::var_os("CREDENTIALS_DIRECTORY")
-        .map(|dir| std::path::Path::new(&dir).join("metrics-token"))
-        .filter(|path| path.exists());
-    let token = match (&config.metrics_token, credential) {
+    let token = match (&config.metrics_token, credential("metrics-token")?) {
         (Some(token), _) => Some(token.clone()),
-        (None, Some(path)) => {
-            let token = std::fs::read_to_string(&path)?.trim().to_owned();
-            if token.len() < config::MIN_TOKEN_LENGTH {
-                return Err(format!(
-                    "{}: shorter than {} characters",
-                    path.display(),
-                    config::MIN_TOKEN_LENGTH
-                )
-                .into());
-            }
-            Some(token)
+        (None, Some(token)) if token.len() < config::MIN_TOKEN_LENGTH => {
+            let least = config::MIN_TOKEN_LENGTH;
+            return Err(format!("the credential metrics-token is shorter than {least} characters").into());
         }
-        (None, None) => None,
+        (None, token) => token,
     };
     Ok(match (token, config.metrics_public) {
         (_, true) => metrics::Access::Public,
@@ -225,8 +321,15 @@ async fn serve(
         shutdown: shutdown.clone(),
         certificate: std::sync::RwLock::new(https.certificate.clone()),
         metrics,
+        #[cfg(feature = "tls")]
+        auth: https.auth.clone(),
+        #[cfg(feature = "tls")]
+        replace_certificate: https.replacer(),
     });
-    let app = routes::router(state.clone());
+    let app = routes::router();
+    #[cfg(feature = "tls")]
+    let app = app.merge(owner::routes());
+    let app = app.with_state(state.clone());
     let limits = Limits {
         header_read_timeout: config.header_read_timeout,
         keep_alive_timeout: config.keep_alive_timeout,

@@ -34,9 +34,36 @@ pub struct AppState {
     pub certificate: RwLock<Option<status::Certificate>>,
     /// Who may read /metrics.
     pub metrics: metrics::Access,
+    /// The owner's login; none without an HTTPS socket.
+    #[cfg(feature = "tls")]
+    pub auth: Option<Arc<crate::auth::Auth>>,
+    /// Checks and installs a certificate the owner uploaded; says what is now in use.
+    #[cfg(feature = "tls")]
+    pub replace_certificate: crate::tls::Replace,
 }
 
-pub fn router(state: Arc<AppState>) -> Router {
+#[cfg(feature = "tls")]
+impl crate::auth::HasAuth for Arc<AppState> {
+    fn auth(&self) -> Option<&Arc<crate::auth::Auth>> {
+        self.auth.as_ref()
+    }
+}
+
+#[cfg(feature = "tls")]
+type MayView = crate::auth::MayView;
+/// Built without TLS there is no login, so the status page is always public.
+#[cfg(not(feature = "tls"))]
+struct MayView;
+#[cfg(not(feature = "tls"))]
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for MayView {
+    type Rejection = std::convert::Infallible;
+    async fn from_request_parts(_: &mut axum::http::request::Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(MayView)
+    }
+}
+
+/// The pages' routes; main adds the owner's pages and the state.
+pub fn router() -> Router<Arc<AppState>> {
     let router = Router::new();
     #[cfg(feature = "example-page")]
     let router = router.merge(crate::example_page::routes());
@@ -45,12 +72,15 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/status", get(api_status))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
-        .with_state(state)
 }
 
 fn collect(state: &AppState) -> status::Status<'_> {
     let certificate = state.certificate.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone();
-    status::collect(&state.fixed, state.counters.snapshot(), certificate)
+    #[cfg(feature = "tls")]
+    let label = state.auth.as_ref().map(|auth| auth.owner().label).unwrap_or_default();
+    #[cfg(not(feature = "tls"))]
+    let label = String::new();
+    status::collect(&state.fixed, state.counters.snapshot(), certificate, label)
 }
 
 /// The page with the figures filled in, so it shows them without JavaScript too.
@@ -72,7 +102,7 @@ fn render(status: &status::Status) -> String {
     html
 }
 
-async fn page(State(state): State<Arc<AppState>>) -> Response {
+async fn page(_: MayView, State(state): State<Arc<AppState>>) -> Response {
     let html = render(&collect(&state));
     (
         [
@@ -85,7 +115,7 @@ async fn page(State(state): State<Arc<AppState>>) -> Response {
         .into_response()
 }
 
-async fn api_status(State(state): State<Arc<AppState>>) -> Response {
+async fn api_status(_: MayView, State(state): State<Arc<AppState>>) -> Response {
     ([(header::CACHE_CONTROL, "no-store")], Json(collect(&state))).into_response()
 }
 
@@ -143,6 +173,14 @@ pub fn asset<B>(request: &Request<B>) -> Option<Response> {
     Some(response)
 }
 
+/// `text` made safe to put in HTML.
+#[cfg(feature = "tls")]
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    escape_into(&mut out, text);
+    out
+}
+
 fn escape_into(out: &mut String, text: &str) {
     for c in text.chars() {
         match c {
@@ -172,7 +210,7 @@ mod tests {
         let activation = super::status::Activation { mode: Origin::SelfBound, listeners: vec![] };
         let fixed = super::Fixed::read(activation);
         let stats = Stats { open_connections: 1, connections_accepted: 3, requests_served: 42 };
-        let status = super::status::collect(&fixed, stats, None);
+        let status = super::status::collect(&fixed, stats, None, String::new());
         let html = super::render(&status);
         assert!(!html.contains("{{"), "a placeholder was left: {html}");
         assert!(html.contains(">42</dd>"), "{html}");

@@ -33,6 +33,7 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tower_service::Service;
 
+use crate::peer::Peer;
 use crate::shutdown::Shutdown;
 use crate::stats::Counters;
 use crate::stream::{AsyncListener, Stream, TlsAcceptor};
@@ -318,8 +319,8 @@ impl Server {
     }
 
     async fn serve_http(self: &Arc<Self>, stream: Stream, https: bool, connection: &Arc<Connection>) {
-        let client = self.access_log.then(|| Arc::from(stream.peer()));
-        let service = RequestService { connection: connection.clone(), server: self.clone(), https, client };
+        let peer = Peer { ip: stream.peer().map(|a| a.ip()), https };
+        let service = RequestService { connection: connection.clone(), server: self.clone(), peer };
         let io = Watched { stream, connection: connection.clone() };
         let conn = self.http.serve_connection(TokioIo::new(io), service);
         tokio::pin!(conn);
@@ -393,9 +394,7 @@ async fn accept_failed(e: std::io::Error) {
 struct RequestService {
     connection: Arc<Connection>,
     server: Arc<Server>,
-    https: bool,
-    /// The client's address, when the access log is on.
-    client: Option<Arc<str>>,
+    peer: Peer,
 }
 
 impl hyper::service::Service<hyper::Request<Incoming>> for RequestService {
@@ -403,13 +402,14 @@ impl hyper::service::Service<hyper::Request<Incoming>> for RequestService {
     type Error = Infallible;
     type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
 
-    fn call(&self, request: hyper::Request<Incoming>) -> Self::Future {
+    fn call(&self, mut request: hyper::Request<Incoming>) -> Self::Future {
         self.connection.begin_request();
+        request.extensions_mut().insert(self.peer);
         let in_flight = InFlight(self.connection.clone());
         let server = self.server.clone();
-        let https = self.https;
-        let logged = self.client.clone().map(|client| Logged {
-            client,
+        let https = self.peer.https;
+        let logged = self.server.access_log.then(|| Logged {
+            client: self.peer.ip,
             method: request.method().clone(),
             path: request.uri().path().to_owned(),
             started: Instant::now(),
@@ -443,7 +443,8 @@ impl hyper::service::Service<hyper::Request<Incoming>> for RequestService {
 /// What the access log says of a request: method, path (never the query, which may carry
 /// secrets), status, body bytes, time to the response, client.
 struct Logged {
-    client: Arc<str>,
+    /// None for a Unix socket.
+    client: Option<std::net::IpAddr>,
     method: axum::http::Method,
     path: String,
     started: Instant,
@@ -459,7 +460,7 @@ impl Logged {
             self.path,
             response.status().as_u16(),
             self.started.elapsed().as_micros(),
-            self.client
+            self.client.map_or_else(|| "unix".to_owned(), |ip| ip.to_string())
         ));
     }
 }

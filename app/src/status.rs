@@ -15,6 +15,8 @@ use crate::stats::Stats;
 #[derive(Serialize)]
 pub struct Status<'a> {
     pub hostname: String,
+    /// The owner's name for the device; empty until set.
+    pub label: String,
     pub os: &'a str,
     pub kernel: &'a str,
     pub architecture: &'a str,
@@ -105,11 +107,12 @@ pub struct Process {
 /// rather than failing the page.
 // statvfs counts are 32-bit on 32-bit targets such as armv7.
 #[allow(clippy::unnecessary_cast)]
-pub fn collect(fixed: &Fixed, stats: Stats, certificate: Option<Certificate>) -> Status<'_> {
+pub fn collect(fixed: &Fixed, stats: Stats, certificate: Option<Certificate>, label: String) -> Status<'_> {
     let info = nix::sys::sysinfo::sysinfo().ok();
     let root = nix::sys::statvfs::statvfs("/").ok();
     Status {
         hostname: nix::unistd::gethostname().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default(),
+        label,
         os: &fixed.os,
         kernel: &fixed.kernel,
         architecture: &fixed.architecture,
@@ -172,6 +175,7 @@ pub fn display_fields(status: &Status) -> Vec<(&'static str, String)> {
     let [one, five, fifteen] = status.load;
     vec![
         ("hostname", status.hostname.clone()),
+        ("label", status.label.clone()),
         ("os", status.os.to_owned()),
         ("kernel", status.kernel.to_owned()),
         ("architecture", status.architecture.to_owned()),

@@ -57,11 +57,11 @@ pub async fn handshake(acceptor: &TlsAcceptor, stream: Stream) -> io::Result<Str
 }
 
 impl Stream {
-    /// The client, for the access log.
-    pub fn peer(&self) -> String {
+    /// The client's address; None for a Unix socket.
+    pub fn peer(&self) -> Option<std::net::SocketAddr> {
         match self {
-            Stream::Tcp(s) => s.peer_addr().map_or_else(|_| "unknown".to_owned(), |a| a.to_string()),
-            Stream::Unix(_) => "unix".to_owned(),
+            Stream::Tcp(s) => s.peer_addr().ok(),
+            Stream::Unix(_) => None,
             #[cfg(feature = "tls")]
             Stream::Tls(s) => s.get_ref().0.peer(),
         }

@@ -9,7 +9,6 @@
 //! get the new certificate, open connections keep theirs.
 
 use std::fmt;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
@@ -51,6 +50,9 @@ impl fmt::Display for TlsError {
 
 impl std::error::Error for TlsError {}
 
+/// What the settings page calls to install an uploaded certificate and key (PEM).
+pub type Replace = Box<dyn Fn(&[u8], &[u8]) -> Result<Summary, String> + Send + Sync>;
+
 /// The certificate in use, swapped whole on reload.
 #[derive(Debug)]
 struct Current(RwLock<Arc<CertifiedKey>>);
@@ -87,6 +89,26 @@ impl Tls {
         self.acceptor.clone()
     }
 
+    /// Takes a certificate and key the owner uploaded, if they belong together, in place
+    /// of the generated one, and uses them from the next handshake on.
+    pub fn replace(&self, cert: &[u8], key: &[u8]) -> Result<Summary, TlsError> {
+        if self.sources.files.is_some() || self.sources.credentials.iter().any(|d| d.join("tls.crt").exists())
+        {
+            return Err(TlsError(
+                "this device's certificate comes from its image (the config or a systemd credential): \
+                 replace it there"
+                    .into(),
+            ));
+        }
+        certified_key_from_pem(cert, key, "the uploaded certificate", "the uploaded key")?;
+        let dir = &self.sources.state_directory;
+        let failed =
+            |e: std::io::Error| TlsError(format!("cannot keep the certificate in {}: {e}", dir.display()));
+        crate::state::write_atomically(&dir.join("tls.key"), key, 0o600).map_err(failed)?;
+        crate::state::write_atomically(&dir.join("tls.crt"), cert, 0o644).map_err(failed)?;
+        self.reload()
+    }
+
     /// Reads the certificate again; on failure the one in use stays.
     pub fn reload(&self) -> Result<Summary, TlsError> {
         let (key, summary) = load(&self.sources)?;
@@ -117,26 +139,34 @@ fn load(sources: &Sources) -> Result<(Arc<CertifiedKey>, Summary), TlsError> {
 }
 
 /// Reads a PEM certificate chain and key and checks that they belong together.
-pub fn certified_key(cert: &Path, key: &Path) -> Result<CertifiedKey, TlsError> {
+fn certified_key(cert: &Path, key: &Path) -> Result<CertifiedKey, TlsError> {
     let read = |path: &Path| {
         std::fs::read(path).map_err(|e| TlsError(format!("cannot read {}: {e}", path.display())))
     };
-    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&read(cert)?)
+    certified_key_from_pem(&read(cert)?, &read(key)?, &cert.display().to_string(), &key.display().to_string())
+}
+
+/// Parses a PEM chain and key, named in errors as `cert_name` and `key_name`.
+fn certified_key_from_pem(
+    cert: &[u8],
+    key: &[u8],
+    cert_name: &str,
+    key_name: &str,
+) -> Result<CertifiedKey, TlsError> {
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert)
         .collect::<Result<_, _>>()
-        .map_err(|e| TlsError(format!("{}: not a PEM certificate: {e}", cert.display())))?;
+        .map_err(|e| TlsError(format!("{cert_name}: not a PEM certificate: {e}")))?;
     if chain.is_empty() {
-        return Err(TlsError(format!("{}: no certificate in it (want PEM)", cert.display())));
+        return Err(TlsError(format!("{cert_name}: no certificate in it (want PEM)")));
     }
-    let key_der = PrivateKeyDer::from_pem_slice(&read(key)?)
-        .map_err(|e| TlsError(format!("{}: not a PEM private key: {e}", key.display())))?;
+    let key_der = PrivateKeyDer::from_pem_slice(key)
+        .map_err(|e| TlsError(format!("{key_name}: not a PEM private key: {e}")))?;
     let signing = rustls::crypto::ring::sign::any_supported_type(&key_der)
-        .map_err(|e| TlsError(format!("{}: unusable private key: {e}", key.display())))?;
+        .map_err(|e| TlsError(format!("{key_name}: unusable private key: {e}")))?;
     let certified = CertifiedKey::new(chain, signing);
     certified.keys_match().map_err(|_| {
         TlsError(format!(
-            "{} and {} do not belong together: the key is not the certificate's",
-            cert.display(),
-            key.display()
+            "{cert_name} and {key_name} do not belong together: the key is not the certificate's"
         ))
     })?;
     Ok(certified)
@@ -171,25 +201,12 @@ fn generate(dir: &Path, cert_path: &Path, key_path: &Path) -> Result<(), TlsErro
         ))
     };
     std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(|e| write_failed(dir, e))?;
-    write_atomically(key_path, key.serialize_pem().as_bytes(), 0o600)
+    crate::state::write_atomically(key_path, key.serialize_pem().as_bytes(), 0o600)
         .map_err(|e| write_failed(key_path, e))?;
-    write_atomically(cert_path, cert.pem().as_bytes(), 0o644).map_err(|e| write_failed(cert_path, e))?;
+    crate::state::write_atomically(cert_path, cert.pem().as_bytes(), 0o644)
+        .map_err(|e| write_failed(cert_path, e))?;
     tracing::info!("generated a self-signed certificate in {}", dir.display());
     Ok(())
-}
-
-/// Temporary file, fsync, rename, fsync of the directory: after a power loss the file is
-/// the old one or the new one, never a torn one.
-fn write_atomically(path: &Path, contents: &[u8], mode: u32) -> std::io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let temporary = path.with_extension("tmp");
-    let mut file =
-        std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(mode).open(&temporary)?;
-    file.write_all(contents)?;
-    file.sync_all()?;
-    std::fs::rename(&temporary, path)?;
-    std::fs::File::open(dir)?.sync_all()
 }
 
 fn fingerprint(cert: &CertificateDer<'_>) -> String {

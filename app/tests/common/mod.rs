@@ -510,7 +510,17 @@ pub mod tls {
 
         /// One keep-alive request; reads exactly the response (Content-Length).
         pub fn get(&mut self, path: &str) -> super::Response {
-            write!(self.stream, "GET {path} HTTP/1.1\r\nHost: device\r\n\r\n").unwrap();
+            self.request("GET", path, "", "")
+        }
+
+        /// Any request; `headers` are whole lines with their CRLF.
+        pub fn request(&mut self, method: &str, path: &str, headers: &str, body: &str) -> super::Response {
+            write!(
+                self.stream,
+                "{method} {path} HTTP/1.1\r\nHost: device\r\nContent-Length: {}\r\n{headers}\r\n{body}",
+                body.len()
+            )
+            .unwrap();
             let mut raw = Vec::new();
             let mut buf = [0u8; 4096];
             loop {

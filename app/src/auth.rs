@@ -1,0 +1,705 @@
+//! The owner's login, all of it: the one-time set-up code, the password rules, argon2id
+//! hashing one at a time, sessions, the growing delays that make guessing slow, and
+//! `LoggedIn`, the extractor that every page needing a login takes (the one place that
+//! says so).
+//!
+//! Password rules follow NIST SP 800-63B-4 for a password used alone: at least 15
+//! characters, at most 256, no composition rules, and none of a list of common passwords
+//! or of repeats and runs; the set-up code cannot be kept as the password.
+
+// Handlers and extractors answer with a whole Response, as axum has them do.
+#![allow(clippy::result_large_err)]
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime};
+
+use argon2::password_hash::{PasswordHash, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use ring::rand::{SecureRandom, SystemRandom};
+
+use crate::peer::Peer;
+use crate::state::{Loaded, Owner, Store};
+
+pub const MIN_PASSWORD: usize = 15;
+pub const MAX_PASSWORD: usize = 256;
+/// The cookie; `__Host-` makes browsers insist on Secure, Path=/ and no Domain.
+pub const COOKIE: &str = "__Host-portico";
+
+/// argon2id as OWASP's minimum: 19 MiB, 2 passes, 1 lane. One hash at a time, so a login
+/// flood costs 19 MiB at most, well inside the unit's MemoryMax=64M.
+const ARGON2_MEMORY_KIB: u32 = 19 * 1024;
+const ARGON2_PASSES: u32 = 2;
+
+/// Failed logins from one client before the delays start, the first delay, and its cap.
+const FREE_FAILURES: u32 = 3;
+const FIRST_DELAY: Duration = Duration::from_millis(250);
+const MAX_DELAY: Duration = Duration::from_secs(2);
+/// Failures from everyone within a minute beyond which every login waits a second.
+const GLOBAL_FAILURES_PER_MINUTE: u32 = 30;
+/// Failures are forgotten after this long without another.
+const FORGET_AFTER: Duration = Duration::from_secs(15 * 60);
+/// Clients remembered at most; IP spraying cannot grow the table beyond this.
+const MAX_CLIENTS: usize = 4096;
+
+/// Why a set-up, login or change was refused; what the page tells the user.
+#[derive(Debug, PartialEq, Eq)]
+pub enum AuthError {
+    WrongCode,
+    WrongPassword,
+    WeakPassword(String),
+    NotSetUp,
+    AlreadySetUp,
+    Storage(String),
+}
+
+impl std::fmt::Display for AuthError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AuthError::WrongCode => f.write_str("That set-up code is not this device's."),
+            AuthError::WrongPassword => f.write_str("Wrong password."),
+            AuthError::WeakPassword(why) => f.write_str(why),
+            AuthError::NotSetUp => f.write_str("This device has no owner yet: set it up first."),
+            AuthError::AlreadySetUp => f.write_str("This device is set up already: log in."),
+            AuthError::Storage(why) => write!(f, "The device could not save it: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for AuthError {}
+
+struct Session {
+    created: Instant,
+    last_seen: Instant,
+    csrf: String,
+    generation: u64,
+}
+
+/// Failed logins, per client and overall.
+#[derive(Default)]
+struct Failures {
+    clients: HashMap<IpAddr, (u32, Instant)>,
+    recent: Vec<Instant>,
+}
+
+/// How long sessions last: without a request, and in any case.
+#[derive(Clone, Copy)]
+pub struct Lifetimes {
+    pub idle: Duration,
+    pub absolute: Duration,
+}
+
+pub struct Auth {
+    store: Store,
+    lifetimes: Lifetimes,
+    /// The owner as last read, and the file's time then.
+    owner: Mutex<(Owner, Option<SystemTime>)>,
+    sessions: Mutex<HashMap<String, Session>>,
+    failures: Mutex<Failures>,
+    /// argon2's working memory, allocated once: hashing takes turns with it, so a login
+    /// flood neither holds more than one hash's memory nor leaves freed copies behind.
+    memory: tokio::sync::Mutex<Vec<argon2::Block>>,
+    random: SystemRandom,
+}
+
+/// What `open` found, for main to announce.
+pub enum Opened {
+    Owned,
+    /// Set-up is pending with this freshly generated code.
+    Code(String),
+    /// Set-up is pending with the code provisioned for this device (on its label).
+    Provisioned,
+    /// Set-up is pending with the code `portico reset-owner` printed.
+    Reset,
+}
+
+/// `portico reset-owner`: clears the password, keeps the label and the status page's
+/// access, and returns a new set-up code, kept until used. A running portico sees the file
+/// change: every session ends, and /setup takes the new code.
+pub fn reset(store: &Store) -> Result<String, AuthError> {
+    let owner = match store.load() {
+        Loaded::Owner(owner) => owner,
+        Loaded::Missing | Loaded::Damaged(_) => Owner { status_public: true, ..Owner::default() },
+    };
+    let random = SystemRandom::new();
+    let code = setup_code(&random);
+    let hash = hash_with(&random, &mut Vec::new(), &normalise_code(&code))?;
+    let reset = Owner {
+        password: None,
+        setup_code: Some(hash),
+        keep_code: true,
+        generation: owner.generation + 1,
+        ..owner
+    };
+    store.save(&reset).map_err(|e| AuthError::Storage(e.to_string()))?;
+    Ok(code)
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Auth {
+    /// Reads the owner's state; on a first start, or while set-up is pending, or when the
+    /// file is damaged (said in `damaged`), makes a set-up code: the provisioned one if
+    /// the device has one, else a fresh random one.
+    pub fn open(
+        store: Store,
+        provisioned: Option<String>,
+        lifetimes: Lifetimes,
+    ) -> Result<(Self, Opened), AuthError> {
+        let random = SystemRandom::new();
+        let owner = match store.load() {
+            Loaded::Owner(owner) => owner,
+            Loaded::Missing => Owner { status_public: true, ..Owner::default() },
+            Loaded::Damaged(why) => {
+                tracing::warn!(
+                    "the owner's state is damaged ({why}): the device needs setting up again, with a new code"
+                );
+                Owner { status_public: true, generation: 1, ..Owner::default() }
+            }
+        };
+        let auth = Auth {
+            owner: Mutex::new((owner.clone(), None)),
+            store,
+            lifetimes,
+            sessions: Mutex::new(HashMap::new()),
+            failures: Mutex::new(Failures::default()),
+            memory: tokio::sync::Mutex::new(Vec::new()),
+            random,
+        };
+        if owner.password.is_some() {
+            auth.remember(owner)?;
+            return Ok((auth, Opened::Owned));
+        }
+        if owner.keep_code && owner.setup_code.is_some() {
+            auth.remember(owner)?;
+            return Ok((auth, Opened::Reset));
+        }
+        // Only a code's hash is kept, so a generated one is made anew at each start until
+        // it is used: the newest journal entry always has the code that works.
+        let (code, opened) = match provisioned {
+            Some(code) => (code, Opened::Provisioned),
+            None => {
+                let code = setup_code(&auth.random);
+                (code.clone(), Opened::Code(code))
+            }
+        };
+        let hash = hash_with(&auth.random, &mut Vec::new(), &normalise_code(&code))?;
+        auth.remember(Owner { setup_code: Some(hash), keep_code: false, ..owner })?;
+        Ok((auth, opened))
+    }
+
+    fn remember(&self, owner: Owner) -> Result<(), AuthError> {
+        self.store.save(&owner).map_err(|e| AuthError::Storage(e.to_string()))?;
+        *lock(&self.owner) = (owner, self.store.modified());
+        Ok(())
+    }
+
+    /// The owner, read again if the file changed under portico (`portico reset-owner`).
+    pub fn owner(&self) -> Owner {
+        let mut cached = lock(&self.owner);
+        let modified = self.store.modified();
+        if modified != cached.1 {
+            if let Loaded::Owner(owner) = self.store.load() {
+                *cached = (owner, modified);
+            }
+        }
+        cached.0.clone()
+    }
+
+    pub fn setup_needed(&self) -> bool {
+        self.owner().password.is_none()
+    }
+
+    /// First set-up: the one-time code, then the owner's password. The code is spent.
+    pub async fn set_up(&self, client: Option<IpAddr>, code: &str, password: &str) -> Result<(), AuthError> {
+        let owner = self.owner();
+        let Some(code_hash) = owner.setup_code.clone().filter(|_| owner.password.is_none()) else {
+            return Err(AuthError::AlreadySetUp);
+        };
+        self.slow_down(client).await;
+        if !self.verify(&code_hash, &normalise_code(code)).await {
+            self.failed(client, "wrong-setup-code");
+            return Err(AuthError::WrongCode);
+        }
+        check_password(password, Some(code))?;
+        let hash = self.hash(password).await?;
+        self.remember(Owner {
+            password: Some(hash),
+            setup_code: None,
+            keep_code: false,
+            generation: owner.generation + 1,
+            ..owner
+        })?;
+        tracing::info!("set-up done: the device has an owner; the set-up code is spent");
+        Ok(())
+    }
+
+    /// Checks the password (after the delays this client and everyone have earned) and
+    /// opens a session: its token.
+    pub async fn login(&self, client: Option<IpAddr>, password: &str) -> Result<String, AuthError> {
+        let owner = self.owner();
+        let Some(hash) = owner.password else {
+            return Err(AuthError::NotSetUp);
+        };
+        self.slow_down(client).await;
+        if !self.verify(&hash, password).await {
+            self.failed(client, "wrong-password");
+            return Err(AuthError::WrongPassword);
+        }
+        if let Some(client) = client {
+            lock(&self.failures).clients.remove(&client_key(client));
+        }
+        let token = self.token(32);
+        let now = Instant::now();
+        let session =
+            Session { created: now, last_seen: now, csrf: self.token(16), generation: owner.generation };
+        let mut sessions = lock(&self.sessions);
+        sessions.retain(|_, s| self.live(s, now, owner.generation));
+        sessions.insert(token.clone(), session);
+        Ok(token)
+    }
+
+    /// The session's form token, if `token` names a live session; it counts as activity.
+    pub fn session(&self, token: &str) -> Option<String> {
+        let generation = self.owner().generation;
+        let now = Instant::now();
+        let mut sessions = lock(&self.sessions);
+        let lifetimes = self.lifetimes;
+        let session = sessions.get_mut(token).filter(|s| live(s, now, generation, lifetimes))?;
+        session.last_seen = now;
+        Some(session.csrf.clone())
+    }
+
+    pub fn logout(&self, token: &str) {
+        lock(&self.sessions).remove(token);
+    }
+
+    /// A new password ends every session, this one included.
+    pub async fn change_password(
+        &self,
+        client: Option<IpAddr>,
+        current: &str,
+        new: &str,
+    ) -> Result<(), AuthError> {
+        let owner = self.owner();
+        let hash = owner.password.clone().ok_or(AuthError::NotSetUp)?;
+        self.slow_down(client).await;
+        if !self.verify(&hash, current).await {
+            self.failed(client, "wrong-current-password");
+            return Err(AuthError::WrongPassword);
+        }
+        check_password(new, None)?;
+        let hash = self.hash(new).await?;
+        self.remember(Owner { password: Some(hash), generation: owner.generation + 1, ..owner })?;
+        lock(&self.sessions).clear();
+        tracing::info!("the owner's password was changed: every session has ended");
+        Ok(())
+    }
+
+    /// Changes a setting of the owner's and keeps it.
+    pub fn update(&self, change: impl FnOnce(&mut Owner)) -> Result<(), AuthError> {
+        let mut owner = self.owner();
+        change(&mut owner);
+        self.remember(owner)
+    }
+
+    /// Waits as long as this client's failures and everyone's call for. Not a lockout:
+    /// the right password still works after the wait.
+    async fn slow_down(&self, client: Option<IpAddr>) {
+        let delay = {
+            let mut failures = lock(&self.failures);
+            let now = Instant::now();
+            failures.recent.retain(|t| now.duration_since(*t) < Duration::from_secs(60));
+            let own = client
+                .and_then(|c| failures.clients.get(&client_key(c)).copied())
+                .filter(|(_, last)| now.duration_since(*last) < FORGET_AFTER)
+                .map_or(Duration::ZERO, |(n, _)| delay_after(n));
+            let everyone = match failures.recent.len() as u32 > GLOBAL_FAILURES_PER_MINUTE {
+                true => Duration::from_secs(1),
+                false => Duration::ZERO,
+            };
+            own.max(everyone)
+        };
+        tokio::time::sleep(delay).await;
+    }
+
+    fn failed(&self, client: Option<IpAddr>, reason: &str) {
+        let address = client.map_or_else(|| "unix".to_owned(), |c| c.to_string());
+        // One line a fail2ban filter can match: ^login failed: address=<HOST> user=\S+ reason=
+        tracing::warn!("login failed: address={address} user=owner reason={reason}");
+        let mut failures = lock(&self.failures);
+        let now = Instant::now();
+        failures.recent.push(now);
+        if let Some(client) = client {
+            if failures.clients.len() >= MAX_CLIENTS {
+                failures.clients.retain(|_, (_, last)| now.duration_since(*last) < FORGET_AFTER);
+                if failures.clients.len() >= MAX_CLIENTS {
+                    failures.clients.clear();
+                }
+            }
+            let entry = failures.clients.entry(client_key(client)).or_insert((0, now));
+            if now.duration_since(entry.1) >= FORGET_AFTER {
+                entry.0 = 0;
+            }
+            *entry = (entry.0 + 1, now);
+        }
+    }
+
+    /// One hash at a time: the others wait their turn for the working memory.
+    async fn hash(&self, secret: &str) -> Result<String, AuthError> {
+        let mut memory = self.memory.lock().await;
+        hash_with(&self.random, &mut memory, secret)
+    }
+
+    async fn verify(&self, hash: &str, secret: &str) -> bool {
+        let mut memory = self.memory.lock().await;
+        verify_with(&mut memory, hash, secret)
+    }
+
+    fn live(&self, session: &Session, now: Instant, generation: u64) -> bool {
+        live(session, now, generation, self.lifetimes)
+    }
+
+    fn token(&self, bytes: usize) -> String {
+        let mut raw = vec![0u8; bytes];
+        self.random.fill(&mut raw).expect("the kernel's random numbers");
+        raw.iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+/// argon2id with a fresh salt, as a PHC string ($argon2id$v=19$m=...,t=...,p=1$salt$hash).
+fn hash_with(
+    random: &SystemRandom,
+    memory: &mut Vec<argon2::Block>,
+    secret: &str,
+) -> Result<String, AuthError> {
+    let failed = |e: &dyn std::fmt::Display| AuthError::Storage(e.to_string());
+    let mut salt = [0u8; 16];
+    random.fill(&mut salt).map_err(|_| AuthError::Storage("no randomness".into()))?;
+    let mut out = [0u8; 32];
+    let params = Params::new(ARGON2_MEMORY_KIB, ARGON2_PASSES, 1, None).map_err(|e| failed(&e))?;
+    run_argon2(params, memory, secret.as_bytes(), &salt, &mut out).map_err(|e| failed(&e))?;
+    let salt = SaltString::encode_b64(&salt).map_err(|e| failed(&e))?;
+    let out = argon2::password_hash::Output::new(&out).map_err(|e| failed(&e))?;
+    Ok(format!("$argon2id$v=19$m={ARGON2_MEMORY_KIB},t={ARGON2_PASSES},p=1${}${out}", salt.as_str()))
+}
+
+/// Checks `secret` against a PHC string made by `hash_with` (with its own parameters).
+fn verify_with(memory: &mut Vec<argon2::Block>, phc: &str, secret: &str) -> bool {
+    let Ok(parsed) = PasswordHash::new(phc) else { return false };
+    let number = |name| parsed.params.get_decimal(name);
+    let (Some(m), Some(t), Some(p), Some(salt), Some(expected)) =
+        (number("m"), number("t"), number("p"), parsed.salt, parsed.hash)
+    else {
+        return false;
+    };
+    let mut salt_bytes = [0u8; 64];
+    let Ok(salt) = salt.decode_b64(&mut salt_bytes) else { return false };
+    let Ok(params) = Params::new(m, t, p, Some(expected.len())) else { return false };
+    let mut out = vec![0u8; expected.len()];
+    run_argon2(params, memory, secret.as_bytes(), salt, &mut out).is_ok()
+        && same_bytes(&out, expected.as_bytes())
+}
+
+fn run_argon2(
+    params: Params,
+    memory: &mut Vec<argon2::Block>,
+    secret: &[u8],
+    salt: &[u8],
+    out: &mut [u8],
+) -> Result<(), argon2::Error> {
+    let blocks = params.block_count();
+    memory.resize(blocks, argon2::Block::default());
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params).hash_password_into_with_memory(
+        secret,
+        salt,
+        out,
+        &mut memory[..blocks],
+    )
+}
+
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn live(session: &Session, now: Instant, generation: u64, lifetimes: Lifetimes) -> bool {
+    session.generation == generation
+        && now.duration_since(session.last_seen) < lifetimes.idle
+        && now.duration_since(session.created) < lifetimes.absolute
+}
+
+/// IPv6 clients are counted by their /64, which one host can fill with addresses.
+fn client_key(client: IpAddr) -> IpAddr {
+    match client {
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+        }
+        v4 => v4,
+    }
+}
+
+fn delay_after(failures: u32) -> Duration {
+    match failures.checked_sub(FREE_FAILURES) {
+        None => Duration::ZERO,
+        Some(n) => FIRST_DELAY.saturating_mul(1 << n.min(16)).min(MAX_DELAY),
+    }
+}
+
+/// 16 characters from Crockford's base 32 (no I, L, O, U), in groups of four: 80 bits,
+/// typeable from a label or a console.
+fn setup_code(random: &SystemRandom) -> String {
+    const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+    let mut raw = [0u8; 16];
+    random.fill(&mut raw).expect("the kernel's random numbers");
+    let chars: Vec<char> = raw.iter().map(|b| ALPHABET[usize::from(b & 31)] as char).collect();
+    chars.chunks(4).map(|c| c.iter().collect::<String>()).collect::<Vec<_>>().join("-")
+}
+
+/// How a code is compared: case, dashes and spaces do not matter, nor the letters people
+/// confuse with digits.
+fn normalise_code(code: &str) -> String {
+    code.chars()
+        .filter(|c| !matches!(c, '-' | ' '))
+        .map(|c| match c.to_ascii_uppercase() {
+            'O' => '0',
+            'I' | 'L' => '1',
+            c => c,
+        })
+        .collect()
+}
+
+/// Common passwords long enough to pass the length rule; shorter ones fail it anyway.
+const COMMON: &[&str] = &[
+    "passwordpassword",
+    "password12345678",
+    "123456789012345",
+    "1234567890123456",
+    "qwertyuiopasdfgh",
+    "qwertyuiopasdfghjkl",
+    "1q2w3e4r5t6y7u8i",
+    "iloveyouiloveyou",
+    "administrator123",
+    "adminadminadmin",
+    "changemechangeme",
+    "letmeinletmein",
+    "welcomewelcome1",
+    "correcthorsebatterystaple",
+    "trustno1trustno1",
+];
+
+/// The rules; `code` is the set-up code, which must not become the password.
+pub fn check_password(password: &str, code: Option<&str>) -> Result<(), AuthError> {
+    let weak = |why: &str| Err(AuthError::WeakPassword(why.to_owned()));
+    let length = password.chars().count();
+    if length < MIN_PASSWORD {
+        return weak(&format!("Use at least {MIN_PASSWORD} characters: a few words make a strong password."));
+    }
+    if length > MAX_PASSWORD {
+        return weak(&format!("Use at most {MAX_PASSWORD} characters."));
+    }
+    let lower = password.to_lowercase();
+    if COMMON.iter().any(|common| lower == *common) {
+        return weak("That password is on lists of common passwords: choose another.");
+    }
+    let chars: Vec<char> = lower.chars().collect();
+    let distinct = chars.iter().collect::<std::collections::HashSet<_>>().len();
+    let run = chars.windows(2).all(|w| (w[1] as i32 - w[0] as i32).abs() == 1);
+    if distinct <= 3 || run {
+        return weak("That password is a repeat or a run of characters: choose another.");
+    }
+    if code.is_some_and(|code| normalise_code(code) == normalise_code(password)) {
+        return weak("The set-up code cannot be the password.");
+    }
+    Ok(())
+}
+
+/// A request from a logged-in owner, over HTTPS. A page that needs a login takes it as
+/// an argument; that is all it takes. Over plain HTTP the request is redirected to HTTPS;
+/// without a live session, a page load goes to the login and anything else gets 403. A
+/// state-changing request must also come from the device's own pages (Origin or
+/// Sec-Fetch-Site), and its form must carry `csrf` (checked by `CsrfForm`).
+pub struct LoggedIn {
+    pub token: String,
+    pub csrf: String,
+}
+
+impl<S: HasAuth + Send + Sync> FromRequestParts<S> for LoggedIn {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Response> {
+        let Some(auth) = state.auth() else {
+            return Err(no_login());
+        };
+        require_https(parts)?;
+        if parts.method != Method::GET && parts.method != Method::HEAD {
+            same_origin(&parts.headers)?;
+        }
+        let session = cookie(&parts.headers)
+            .and_then(|token| auth.session(&token).map(|csrf| LoggedIn { token, csrf }));
+        match session {
+            Some(session) => Ok(session),
+            None if parts.method == Method::GET => {
+                let target = if auth.setup_needed() { "/setup" } else { "/login" };
+                Err(Redirect::to(target).into_response())
+            }
+            None => Err((StatusCode::FORBIDDEN, "log in first\n").into_response()),
+        }
+    }
+}
+
+/// Over plain HTTP, a redirect to the same path over HTTPS (same host, port 443).
+pub fn require_https(parts: &Parts) -> Result<(), Response> {
+    if parts.extensions.get::<Peer>().is_some_and(|peer| peer.https) {
+        return Ok(());
+    }
+    let host = parts.headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
+    // The host without its port (kept for an IPv6 literal's brackets).
+    let host = match host.rsplit_once(':') {
+        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) && !name.is_empty() => name,
+        _ => host,
+    };
+    if host.is_empty() || host.bytes().any(|b| matches!(b, b'/' | b'\\' | b'@' | b' ')) {
+        return Err((StatusCode::FORBIDDEN, "this page is served over HTTPS only\n").into_response());
+    }
+    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    Err(Redirect::permanent(&format!("https://{host}{path}")).into_response())
+}
+
+/// A state-changing request must come from a page of this device: browsers say where a
+/// request comes from in Origin or Sec-Fetch-Site, and another site cannot forge either.
+pub fn same_origin(headers: &HeaderMap) -> Result<(), Response> {
+    let forbidden = || (StatusCode::FORBIDDEN, "cross-site request refused\n").into_response();
+    if let Some(site) = headers.get("sec-fetch-site") {
+        return match site.as_bytes() {
+            b"same-origin" | b"none" => Ok(()),
+            _ => Err(forbidden()),
+        };
+    }
+    let host = headers.get(header::HOST).map(|h| h.as_bytes());
+    match (headers.get(header::ORIGIN), host) {
+        (Some(origin), Some(host)) if origin.as_bytes().strip_prefix(b"https://") == Some(host) => Ok(()),
+        _ => Err(forbidden()),
+    }
+}
+
+/// The session token from the Cookie header.
+pub fn cookie(headers: &HeaderMap) -> Option<String> {
+    headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).find_map(|cookies| {
+        cookies.split(';').find_map(|c| c.trim().strip_prefix(COOKIE)?.strip_prefix('=').map(str::to_owned))
+    })
+}
+
+/// Set-Cookie for a session token, or to clear it (`None`).
+pub fn set_cookie(token: Option<&str>) -> String {
+    match token {
+        Some(token) => format!("{COOKIE}={token}; Path=/; Secure; HttpOnly; SameSite=Strict"),
+        None => format!("{COOKIE}=; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=0"),
+    }
+}
+
+/// Compares without stopping at the first difference.
+pub fn same_secret(a: &str, b: &str) -> bool {
+    same_bytes(a.as_bytes(), b.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_password_rules() {
+        assert!(check_password("three words only", None).is_ok());
+        assert!(matches!(check_password("short", None), Err(AuthError::WeakPassword(_))));
+        assert!(matches!(check_password("PasswordPassword", None), Err(AuthError::WeakPassword(_))));
+        assert!(matches!(check_password("aaaaaaaaaaaaaaaaaaa", None), Err(AuthError::WeakPassword(_))));
+        assert!(matches!(check_password("abcdefghijklmnopq", None), Err(AuthError::WeakPassword(_))));
+        let code = "ABCD-EFGH-JKMN-PQRS";
+        assert!(matches!(check_password("abcdefghjkmnpqrs", Some(code)), Err(AuthError::WeakPassword(_))));
+        assert!(check_password(&"x y ".repeat(100), None).is_err());
+    }
+
+    #[test]
+    fn set_up_codes_have_80_bits_and_forgive_how_they_are_typed() {
+        let code = setup_code(&SystemRandom::new());
+        assert_eq!(code.len(), 19, "{code}");
+        assert_ne!(code, setup_code(&SystemRandom::new()));
+        assert_eq!(normalise_code("abc0-i1l "), normalise_code("ABCO-111"));
+    }
+
+    #[test]
+    fn delays_grow_and_stop_growing() {
+        assert_eq!(delay_after(2), Duration::ZERO);
+        assert_eq!(delay_after(3), FIRST_DELAY);
+        assert_eq!(delay_after(4), FIRST_DELAY * 2);
+        assert!(delay_after(5) > delay_after(4));
+        assert_eq!(delay_after(40), MAX_DELAY);
+    }
+}
+
+/// Where the pages keep the login: none on a device without an HTTPS socket, since the
+/// login never travels in clear.
+pub trait HasAuth {
+    fn auth(&self) -> Option<&Arc<Auth>>;
+}
+
+fn no_login() -> Response {
+    (StatusCode::NOT_FOUND, "this device has no owner login: it has no HTTPS socket\n").into_response()
+}
+
+/// A request that may see the status page and /api/status: anyone if the owner made them
+/// public (the default), else the logged-in owner.
+pub struct MayView;
+
+impl<S: HasAuth + Send + Sync> FromRequestParts<S> for MayView {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Response> {
+        match state.auth() {
+            Some(auth) if !auth.owner().status_public => {
+                LoggedIn::from_request_parts(parts, state).await.map(|_| MayView)
+            }
+            _ => Ok(MayView),
+        }
+    }
+}
+
+/// A form posted by the logged-in owner from one of the device's pages: `LoggedIn`'s
+/// checks, then the session's form token, which another site cannot know.
+pub struct CsrfForm<T>(pub LoggedIn, pub T);
+
+#[derive(serde::Deserialize)]
+struct WithCsrf<T> {
+    csrf: String,
+    #[serde(flatten)]
+    form: T,
+}
+
+impl<S, T> axum::extract::FromRequest<S> for CsrfForm<T>
+where
+    S: HasAuth + Send + Sync,
+    T: serde::de::DeserializeOwned + Send,
+{
+    type Rejection = Response;
+
+    async fn from_request(request: axum::extract::Request, state: &S) -> Result<Self, Response> {
+        let (mut parts, body) = request.into_parts();
+        let owner = LoggedIn::from_request_parts(&mut parts, state).await?;
+        let request = axum::extract::Request::from_parts(parts, body);
+        let axum::Form(with) = axum::Form::<WithCsrf<T>>::from_request(request, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        if !same_secret(&with.csrf, &owner.csrf) {
+            return Err((StatusCode::FORBIDDEN, "the form's token is not this session's: reload the page\n")
+                .into_response());
+        }
+        Ok(CsrfForm(owner, with.form))
+    }
+}

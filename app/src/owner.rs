@@ -1,0 +1,317 @@
+//! The owner's pages: first set-up with the one-time code, login and logout, and the
+//! settings (password, label, who may see the status page, the HTTPS certificate). Every
+//! one of them is HTTPS only; what needs a login takes `LoggedIn` or `CsrfForm` (auth.rs).
+
+// Handlers and extractors answer with a whole Response, as axum has them do.
+#![allow(clippy::result_large_err)]
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+
+use crate::auth::{self, Auth, AuthError, CsrfForm, LoggedIn};
+use crate::peer::Peer;
+use crate::routes::{AppState, escape};
+
+pub fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/setup", get(setup_page).post(set_up))
+        .route("/login", get(login_page).post(log_in))
+        .route("/logout", post(log_out))
+        .route("/settings", get(settings_page))
+        .route("/settings/password", post(change_password))
+        .route("/settings/label", post(change_label))
+        .route("/settings/access", post(change_access))
+        .route("/settings/certificate", post(replace_certificate))
+}
+
+/// The login, for a page that needs no session yet (set-up, login): HTTPS, and a POST
+/// from the device's own pages.
+fn open_page(state: &AppState, parts: &Parts) -> Result<Arc<Auth>, Response> {
+    let Some(auth) = state.auth.as_ref() else {
+        return Err((StatusCode::NOT_FOUND, "this device has no owner login: it has no HTTPS socket\n")
+            .into_response());
+    };
+    auth::require_https(parts)?;
+    if parts.method == axum::http::Method::POST {
+        auth::same_origin(&parts.headers)?;
+    }
+    Ok(auth.clone())
+}
+
+fn client(parts: &Parts) -> Option<std::net::IpAddr> {
+    parts.extensions.get::<Peer>().and_then(|peer| peer.ip)
+}
+
+/// A page of the owner's, in the status page's style.
+fn page(title: &str, body: &str) -> Response {
+    let html = format!(
+        "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
+         <title>{title} · portico</title>\n<link rel=\"stylesheet\" href=\"/assets/status.css\">\n\
+         </head>\n<body>\n<main>\n<h1>{title}</h1>\n{body}\n</main>\n</body>\n</html>\n"
+    );
+    (
+        [
+            (header::CACHE_CONTROL, "no-store"),
+            (header::CONTENT_SECURITY_POLICY, "default-src 'self'; frame-ancestors 'none'"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        Html(html),
+    )
+        .into_response()
+}
+
+fn problem(message: Option<&str>) -> String {
+    message.map_or_else(String::new, |m| format!("<p class=\"problem\" role=\"alert\">{}</p>", escape(m)))
+}
+
+fn password_hint() -> String {
+    format!("at least {} characters; a few words make a strong one", auth::MIN_PASSWORD)
+}
+
+fn setup_form(message: Option<&str>) -> Response {
+    page(
+        "Set up this device",
+        &format!(
+            "<p>Enter the set-up code (on the device's label, or in its log: \
+             <code>journalctl -u portico</code>) and choose the owner's password.</p>{}\
+             <form method=\"post\" action=\"/setup\">\
+             <label>Set-up code <input name=\"code\" autocomplete=\"off\" required></label>\
+             <label>Password ({}) <input type=\"password\" name=\"password\" autocomplete=\"new-password\" required></label>\
+             <label>Password again <input type=\"password\" name=\"again\" autocomplete=\"new-password\" required></label>\
+             <button>Set up</button></form>",
+            problem(message),
+            password_hint()
+        ),
+    )
+}
+
+async fn setup_page(State(state): State<Arc<AppState>>, parts: Parts) -> Response {
+    let auth = match open_page(&state, &parts) {
+        Ok(auth) => auth,
+        Err(response) => return response,
+    };
+    if !auth.setup_needed() {
+        return Redirect::to("/login").into_response();
+    }
+    setup_form(None)
+}
+
+#[derive(Deserialize)]
+struct SetUp {
+    code: String,
+    password: String,
+    again: String,
+}
+
+async fn set_up(State(state): State<Arc<AppState>>, parts: Parts, form: axum::Form<SetUp>) -> Response {
+    let auth = match open_page(&state, &parts) {
+        Ok(auth) => auth,
+        Err(response) => return response,
+    };
+    if form.password != form.again {
+        return (StatusCode::BAD_REQUEST, setup_form(Some("The two passwords differ."))).into_response();
+    }
+    let client = client(&parts);
+    match auth.set_up(client, &form.code, &form.password).await {
+        Ok(()) => log_in_as(&auth, client, &form.password).await,
+        Err(AuthError::AlreadySetUp) => Redirect::to("/login").into_response(),
+        Err(e) => (status_of(&e), setup_form(Some(&e.to_string()))).into_response(),
+    }
+}
+
+fn status_of(error: &AuthError) -> StatusCode {
+    match error {
+        AuthError::WrongCode | AuthError::WrongPassword => StatusCode::FORBIDDEN,
+        AuthError::WeakPassword(_) | AuthError::NotSetUp | AuthError::AlreadySetUp => StatusCode::BAD_REQUEST,
+        AuthError::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+fn login_form(message: Option<&str>) -> Response {
+    page(
+        "Log in",
+        &format!(
+            "{}<form method=\"post\" action=\"/login\">\
+             <label>Password <input type=\"password\" name=\"password\" autocomplete=\"current-password\" required autofocus></label>\
+             <button>Log in</button></form>",
+            problem(message)
+        ),
+    )
+}
+
+async fn login_page(State(state): State<Arc<AppState>>, parts: Parts) -> Response {
+    let auth = match open_page(&state, &parts) {
+        Ok(auth) => auth,
+        Err(response) => return response,
+    };
+    if auth.setup_needed() {
+        return Redirect::to("/setup").into_response();
+    }
+    login_form(None)
+}
+
+#[derive(Deserialize)]
+struct Login {
+    password: String,
+}
+
+async fn log_in(State(state): State<Arc<AppState>>, parts: Parts, form: axum::Form<Login>) -> Response {
+    match open_page(&state, &parts) {
+        Ok(auth) => log_in_as(&auth, client(&parts), &form.password).await,
+        Err(response) => response,
+    }
+}
+
+async fn log_in_as(auth: &Auth, client: Option<std::net::IpAddr>, password: &str) -> Response {
+    match auth.login(client, password).await {
+        Ok(token) => ([(header::SET_COOKIE, auth::set_cookie(Some(&token)))], Redirect::to("/settings"))
+            .into_response(),
+        Err(AuthError::NotSetUp) => Redirect::to("/setup").into_response(),
+        Err(e) => (status_of(&e), login_form(Some(&e.to_string()))).into_response(),
+    }
+}
+
+async fn log_out(State(state): State<Arc<AppState>>, CsrfForm(owner, _): CsrfForm<Empty>) -> Response {
+    if let Some(auth) = state.auth.as_ref() {
+        auth.logout(&owner.token);
+    }
+    ([(header::SET_COOKIE, auth::set_cookie(None))], Redirect::to("/login")).into_response()
+}
+
+#[derive(Deserialize)]
+struct Empty {}
+
+async fn settings_page(State(state): State<Arc<AppState>>, owner: LoggedIn) -> Response {
+    settings(&state, &owner, None)
+}
+
+fn settings(state: &AppState, owner: &LoggedIn, message: Option<&str>) -> Response {
+    let Some(auth) = state.auth.as_ref() else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let settings = auth.owner();
+    let csrf = format!("<input type=\"hidden\" name=\"csrf\" value=\"{}\">", escape(&owner.csrf));
+    let checked = if settings.status_public { " checked" } else { "" };
+    let certificate = state.certificate.read().unwrap_or_else(|p| p.into_inner()).clone();
+    let fingerprint = certificate.map_or_else(String::new, |c| c.fingerprint_sha256);
+    page(
+        "Settings",
+        &format!(
+            "{problem}\
+             <h2>Label</h2><form method=\"post\" action=\"/settings/label\">{csrf}\
+             <label>Shown on the status page <input name=\"label\" value=\"{label}\" maxlength=\"64\"></label>\
+             <button>Save</button></form>\
+             <h2>Status page</h2><form method=\"post\" action=\"/settings/access\">{csrf}\
+             <label><input type=\"checkbox\" name=\"public\" value=\"on\"{checked}> Anyone on the network may see \
+             the status page and /api/status (off: only after logging in)</label><button>Save</button></form>\
+             <h2>Password</h2><form method=\"post\" action=\"/settings/password\">{csrf}\
+             <label>Current password <input type=\"password\" name=\"current\" autocomplete=\"current-password\" required></label>\
+             <label>New password ({hint}) <input type=\"password\" name=\"password\" autocomplete=\"new-password\" required></label>\
+             <label>New password again <input type=\"password\" name=\"again\" autocomplete=\"new-password\" required></label>\
+             <button>Change, and log out everywhere</button></form>\
+             <h2>HTTPS certificate</h2><p>In use: SHA-256 <code>{fingerprint}</code></p>\
+             <form method=\"post\" action=\"/settings/certificate\">{csrf}\
+             <label>Certificate chain (PEM) <textarea name=\"certificate\" rows=\"6\" required></textarea></label>\
+             <label>Private key (PEM) <textarea name=\"key\" rows=\"6\" required></textarea></label>\
+             <button>Replace</button></form>\
+             <form method=\"post\" action=\"/logout\">{csrf}<button>Log out</button></form>\
+             <p><a href=\"/\">Status page</a></p>",
+            problem = problem(message),
+            label = escape(&settings.label),
+            hint = password_hint(),
+        ),
+    )
+}
+
+/// Answers a settings form: the settings page again, saying what went wrong if anything.
+fn done(state: &AppState, owner: &LoggedIn, result: Result<(), AuthError>) -> Response {
+    match result {
+        Ok(()) => Redirect::to("/settings").into_response(),
+        Err(e) => (status_of(&e), settings(state, owner, Some(&e.to_string()))).into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+struct Label {
+    label: String,
+}
+
+async fn change_label(
+    State(state): State<Arc<AppState>>,
+    CsrfForm(owner, form): CsrfForm<Label>,
+) -> Response {
+    let label: String = form.label.trim().chars().filter(|c| !c.is_control()).take(64).collect();
+    let result =
+        state.auth.as_ref().map_or(Err(AuthError::NotSetUp), |auth| auth.update(|o| o.label = label));
+    done(&state, &owner, result)
+}
+
+#[derive(Deserialize)]
+struct Access {
+    public: Option<String>,
+}
+
+async fn change_access(
+    State(state): State<Arc<AppState>>,
+    CsrfForm(owner, form): CsrfForm<Access>,
+) -> Response {
+    let public = form.public.is_some();
+    let result = state
+        .auth
+        .as_ref()
+        .map_or(Err(AuthError::NotSetUp), |auth| auth.update(|o| o.status_public = public));
+    done(&state, &owner, result)
+}
+
+#[derive(Deserialize)]
+struct NewPassword {
+    current: String,
+    password: String,
+    again: String,
+}
+
+async fn change_password(
+    State(state): State<Arc<AppState>>,
+    parts: Parts,
+    CsrfForm(owner, form): CsrfForm<NewPassword>,
+) -> Response {
+    let Some(auth) = state.auth.as_ref() else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    if form.password != form.again {
+        return done(&state, &owner, Err(AuthError::WeakPassword("The two new passwords differ.".into())));
+    }
+    match auth.change_password(client(&parts), &form.current, &form.password).await {
+        Ok(()) => ([(header::SET_COOKIE, auth::set_cookie(None))], Redirect::to("/login")).into_response(),
+        Err(e) => done(&state, &owner, Err(e)),
+    }
+}
+
+#[derive(Deserialize)]
+struct Certificate {
+    certificate: String,
+    key: String,
+}
+
+async fn replace_certificate(
+    State(state): State<Arc<AppState>>,
+    CsrfForm(owner, form): CsrfForm<Certificate>,
+) -> Response {
+    let result =
+        (state.replace_certificate)(form.certificate.as_bytes(), form.key.as_bytes()).map(|summary| {
+            tracing::info!(
+                "the owner replaced the HTTPS certificate: SHA-256 {}",
+                summary.fingerprint_sha256
+            );
+            *state.certificate.write().unwrap_or_else(|p| p.into_inner()) = Some(summary);
+        });
+    done(&state, &owner, result.map_err(AuthError::Storage))
+}

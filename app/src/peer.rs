@@ -1,0 +1,11 @@
+//! What the transport tells the pages about a request's connection, as a request
+//! extension: who is asking, and whether over HTTPS.
+
+use std::net::IpAddr;
+
+#[derive(Clone, Copy, Debug)]
+pub struct Peer {
+    /// None for a Unix socket.
+    pub ip: Option<IpAddr>,
+    pub https: bool,
+}
