@@ -3,8 +3,8 @@
 # default) makes it, with rpmbuild from Debian's rpm package.
 #
 #   ci/build-rpm.sh --binary PATH --arch DEBARCH --version V [--out DIR]
-#     The arguments of ci/build-deb.sh (DEBARCH: amd64, arm64 or armhf). Writes
-#     portico-V'-r0.ARCH.rpm to DIR (default target/rpm), V' being V with '-' made '+' as
+#     The arguments of ci/build-deb.sh (DEBARCH: amd64, arm64 or armhf; DIR: target/deb by
+#     default). Writes portico-V'-r0.ARCH.rpm to DIR, V' being V with '-' made '+' as
 #     oe-core makes PKGV (rpm allows no '-' in a version), and prints its path.
 #
 # Its files are those of the .deb, by construction: it runs ci/build-deb.sh (the .deb stays
@@ -20,32 +20,18 @@ cd "$(dirname "$0")/.."
 # shellcheck source=ci/lib.sh
 . ci/lib.sh
 
-binary='' arch='' version='' out=target/rpm
-while [ $# -gt 0 ]; do
-    case $1 in
-        --binary) binary=${2:?--binary needs a path}; shift 2 ;;
-        --arch) arch=${2:?--arch needs amd64, arm64 or armhf}; shift 2 ;;
-        --version) version=${2:?--version needs a version}; shift 2 ;;
-        --out) out=${2:?--out needs a directory}; shift 2 ;;
-        -h | --help) sed -n '2,17p' "$0"; exit 0 ;;
-        *) die "unknown argument $1 (see --help)" ;;
-    esac
-done
-if [ -z "$binary" ] || [ -z "$arch" ] || [ -z "$version" ]; then
-    die "usage: ci/build-rpm.sh --binary PATH --arch DEBARCH --version V [--out DIR]"
-fi
-case $arch in
+case ${1:-} in -h | --help) sed -n '2,17p' "$0"; exit 0 ;; esac
+apt_install rpm
+# ci/build-deb.sh checks the arguments; the .deb then says what they were.
+deb=$(bash ci/build-deb.sh "$@" | tail -n1)
+[ -f "$deb" ] || die "ci/build-deb.sh printed no .deb path ('$deb')"
+out=$(realpath "$(dirname "$deb")") version=$(dpkg-deb -f "$deb" Version)
+case $(dpkg-deb -f "$deb" Architecture) in
     amd64) rpmarch=x86_64 ;;
     arm64) rpmarch=aarch64 ;;
     armhf) rpmarch=armv7hl ;;
-    *) die "unsupported --arch $arch (amd64, arm64 or armhf)" ;;
+    *) die "no rpm architecture for $deb: add it to ci/build-rpm.sh" ;;
 esac
-apt_install rpm
-mkdir -p "$out"
-out=$(realpath "$out")
-
-deb=$(bash ci/build-deb.sh --binary "$binary" --arch "$arch" --version "$version" --out "$out" | tail -n1)
-[ -f "$deb" ] || die "ci/build-deb.sh printed no .deb path ('$deb')"
 work=$(mktemp -d "${TMPDIR:-/tmp}/portico-rpm.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 root=$work/root

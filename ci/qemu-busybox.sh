@@ -23,30 +23,18 @@
 set -euo pipefail
 shopt -s inherit_errexit
 
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-QEMU_NAME=qemu-busybox
-# shellcheck source=ci/lib.sh
-source "$ROOT/ci/lib.sh"
+ROOT=$(cd "$(dirname "$0")/.." && pwd) QEMU_NAME=qemu-busybox
 # shellcheck source=ci/qemu/lib.sh
 source "$ROOT/ci/qemu/lib.sh"
 qemu_time_bound "${QEMU_TEST_TIMEOUT:-900}" "$@"
 
 [[ ${1:-x86_64} == x86_64 ]] || { echo "usage: $0 [x86_64] (the guest runs the host's x86_64 build and its libraries)" >&2; exit 2; }
-qemu_arch x86_64
-WORK=$QEMU_CACHE/run-busybox-$ARCH
-T0=$(now_s)
-qemu_host_tools
-apt_install make
 # Only the kernel and busybox-static of this base are used; it is ci/qemu-rpm.sh's, so CI
 # builds it once for both.
-qemu_base "$QEMU_RPM_BASE_PKGS"
-qemu_kernel
-T_BASE=$(elapsed "$T0")
-
-rm -rf "$WORK"; mkdir -p "$WORK"
+qemu_prepare x86_64 "$QEMU_RPM_BASE_PKGS"
+apt_install make
 T1=$(now_s)
 qemu_build_portico '' "$WORK/portico"
-WANT=$(sed -n '/^\[workspace.package\]/,/^\[/ s/^version *= *"\(.*\)"/\1/p' "$ROOT/Cargo.toml")
 T_BUILD=$(elapsed "$T1")
 
 # ---------------------------------------------------------------------------------------
@@ -154,10 +142,10 @@ if wait_200 60; then
     v=$(api .portico.version); body=$(curl -s --max-time 10 "$URL/healthz")
     # The script says OK only once portico has had time to fail (it may answer before).
     started=$(console_line 'Starting portico: [A-Z]' 30)
-    if [[ $body == ok && $v == "$WANT" && $started == *OK* ]]; then
+    if [[ $body == ok && $v == "$PKGVER" && $started == *OK* ]]; then
         pass "1. HTTP 200 on guest port 80 after boot with no manual step (/healthz ok, version $v; console: '$started')"
     else
-        fail "1. after boot: /healthz '$body', version '$v' (want $WANT), console: '$started'"
+        fail "1. after boot: /healthz '$body', version '$v' (want $PKGVER), console: '$started'"
     fi
 else
     T_FIRST200=never; fail "1. no HTTP 200 on guest port 80 within 60 s of the guest network coming up"
@@ -189,7 +177,7 @@ if wait_ready 2 300 && wait_200 60; then
     t=$(elapsed "$T_REBOOT")
     stopped=$(console_line 'Stopping portico' 0)
     v=$(api .portico.version)
-    if [[ $stopped == *OK* && $v == "$WANT" ]]; then
+    if [[ $stopped == *OK* && $v == "$PKGVER" ]]; then
         pass "4. after a reboot it serves again: first 200 ${t} s after 'reboot' (version $v; at shutdown: '$stopped')"
     else
         fail "4. after reboot: version '$v', at shutdown: '$stopped' (rcK should have said 'Stopping portico: OK')"

@@ -25,44 +25,26 @@
 set -euo pipefail
 shopt -s inherit_errexit
 
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-QEMU_NAME=qemu-rpm
-# shellcheck source=ci/lib.sh
-source "$ROOT/ci/lib.sh"
+ROOT=$(cd "$(dirname "$0")/.." && pwd) QEMU_NAME=qemu-rpm
 # shellcheck source=ci/qemu/lib.sh
 source "$ROOT/ci/qemu/lib.sh"
 qemu_time_bound "${QEMU_TEST_TIMEOUT:-900}" "$@"
 
-qemu_arch "${1:-x86_64}"
-WORK=$QEMU_CACHE/run-rpm-$ARCH
-T0=$(now_s)
-qemu_host_tools
-apt_install rpm
-qemu_base "$QEMU_RPM_BASE_PKGS"
-qemu_kernel
-T_BASE=$(elapsed "$T0")
+qemu_prepare "${1:-x86_64}" "$QEMU_RPM_BASE_PKGS"
 
 # ---------------------------------------------------------------------------------------
 # portico v1 and v2, each packaged as an rpm (and the .deb it is made from).
-PKGVER=$(sed -n '/^\[workspace.package\]/,/^\[/ s/^version *= *"\(.*\)"/\1/p' "$ROOT/Cargo.toml")
-V1=$PKGVER-v1-test V2=$PKGVER-v2-test
-PKGS=$QEMU_CACHE/rpms-$ARCH
-mkdir -p "$PKGS"
-build_version() { # VERSION -> prints the .rpm's path
-    qemu_build_portico "$1" "$PKGS/portico-$1"
-    bash "$ROOT/ci/build-rpm.sh" --binary "$PKGS/portico-$1" --arch "$DEBARCH" --version "$1" --out "$PKGS" | tail -n1
-}
 T1=$(now_s)
-RPM1=$(build_version "$V1"); RPM2=$(build_version "$V2")
-[[ -f $RPM1 && -f $RPM2 ]] || { echo "$QEMU_NAME: ci/build-rpm.sh printed no .rpm path ($RPM1, $RPM2)" >&2; exit 1; }
+PKGS=$QEMU_CACHE/rpms-$ARCH
+RPM1=$(qemu_package "$V1" build-rpm.sh "$PKGS"); RPM2=$(qemu_package "$V2" build-rpm.sh "$PKGS")
 T_BUILD=$(elapsed "$T1")
 
 # ---------------------------------------------------------------------------------------
 # Image: the base rootfs with the kernel's virtio/ext4 modules, the test scaffolding
 # (ci/qemu/guest), and both packages; portico itself is installed in the booted guest.
 T2=$(now_s)
-rm -rf "$WORK"; mkdir -p "$WORK/rootfs"
 R=$WORK/rootfs
+mkdir -p "$R"
 tar -C "$R" --numeric-owner --xattrs -xpf "$BASE/rootfs.tar"
 qemu_install_modules "$R" virtio_pci virtio_net virtio_blk virtio_rng virtio_console \
     9pnet_virtio 9p ext4 autofs4 crc32c_generic

@@ -1,18 +1,21 @@
-# ci/qemu/lib.sh: what the QEMU boot tests share; source it after ci/lib.sh, don't run it.
+# ci/qemu/lib.sh: what the QEMU boot tests share; source it (it sources ci/lib.sh), don't
+# run it.
 # shellcheck shell=bash disable=SC2034 # its variables are for the scripts that source it
 #
 # One way to get a kernel and a base rootfs, to boot, to reach into the guest, to send it
 # a steady request stream and to count checks, for ci/qemu-test.sh (Debian image, systemd),
 # ci/qemu-busybox.sh (Buildroot-style BusyBox init) and ci/qemu-rpm.sh (rpm as the package
-# manager). The caller sets ROOT (the checkout), QEMU_NAME (its name, for messages and
-# kept logs) and WORK (a directory of its own under $QEMU_CACHE) and calls, in order:
+# manager). The caller sets ROOT (the checkout) and QEMU_NAME (its name, for messages, its
+# work directory and kept logs), and calls, in order:
 #   qemu_time_bound SECONDS "$@"   re-exec itself under timeout(1)
-#   qemu_arch ARCH; qemu_host_tools; qemu_base PKGS; qemu_kernel
+#   qemu_prepare ARCH PKGS         host tools, base rootfs, kernel; sets WORK and T0
 #   ... build a root directory, then qemu_initrd MODULE...; qemu_disk DIR
 #   qemu_traps; qemu_start; wait_ready 1 SECONDS; checks with pass/fail; qemu_finish
 # The guest must print "QEMU-TEST-READY <boot id>" on its console once its network is up,
 # and serve a root shell per connection on port 2222 (the control channel).
 
+# shellcheck source=ci/lib.sh
+source "$ROOT/ci/lib.sh"
 QEMU_CACHE=$ROOT/target/qemu
 # The base rootfs of a systemd guest (qemu_base); ci/qemu-rpm.sh's adds Debian's rpm.
 QEMU_BASE_PKGS=systemd-sysv,udev,kmod,procps,apt
@@ -101,6 +104,19 @@ qemu_kernel() {
         mv "$KDIR.tmp" "$KDIR"
     fi
     KVER=$(ls "$KDIR/lib/modules")
+}
+
+# qemu_prepare ARCH PKGS: all of the above, the base with PKGS. Sets T0 (the start), T_BASE
+# (the seconds this took) and WORK ($QEMU_CACHE/run-$QEMU_NAME-$ARCH, made empty).
+qemu_prepare() {
+    T0=$(now_s)
+    qemu_arch "$1"
+    qemu_host_tools
+    qemu_base "$2"
+    qemu_kernel
+    T_BASE=$(elapsed "$T0")
+    WORK=$QEMU_CACHE/run-$QEMU_NAME-$ARCH
+    rm -rf "$WORK"; mkdir -p "$WORK"
 }
 
 # qemu_mods_closure MODULE...: their .ko paths (relative to the module dir), dependencies first.
@@ -309,6 +325,22 @@ upgrade_step() {
 }
 
 # ---------------------------------------------------------------------------------------
+# The version in Cargo.toml, and the two versions of the upgrade tests: real builds that
+# differ only in the version they report.
+PKGVER=$(sed -n '/^\[workspace.package\]/,/^\[/ s/^version *= *"\(.*\)"/\1/p' "$ROOT/Cargo.toml")
+V1=$PKGVER-v1-test V2=$PKGVER-v2-test
+
+# qemu_package VERSION PACKAGER DIR: portico built to report VERSION, packaged into DIR by
+# the project's own ci/PACKAGER (build-deb.sh, build-rpm.sh); prints the package's path.
+qemu_package() {
+    local bin=$3/portico-$1 pkg
+    mkdir -p "$3"
+    qemu_build_portico "$1" "$bin"
+    pkg=$(bash "$ROOT/ci/$2" --binary "$bin" --arch "$DEBARCH" --version "$1" --out "$3" | tail -n1)
+    [[ -f $pkg ]] || { echo "$QEMU_NAME: ci/$2 printed no package path ('$pkg')" >&2; exit 1; }
+    echo "$pkg"
+}
+
 # qemu_build_portico VERSION OUT: a release build of portico for $TRIPLE that reports
 # VERSION (PORTICO_VERSION; empty: Cargo.toml's), copied to OUT. A native build uses
 # target/release, so that CI's other release builds of it share its crates.
