@@ -330,14 +330,16 @@ upgrade_step() {
 PKGVER=$(sed -n '/^\[workspace.package\]/,/^\[/ s/^version *= *"\(.*\)"/\1/p' "$ROOT/Cargo.toml")
 V1=$PKGVER-v1-test V2=$PKGVER-v2-test
 
-# qemu_package VERSION PACKAGER DIR: portico built to report VERSION, packaged into DIR by
-# the project's own ci/PACKAGER (build-deb.sh, build-rpm.sh); prints the package's path.
+# qemu_package VERSION DIR PACKAGER [ARG...]: portico built to report VERSION, packaged into
+# DIR by the project's own ci/PACKAGER (build-deb.sh; build-oe-package.sh rpm), which gets
+# the ARGs first; prints the package's path.
 qemu_package() {
-    local bin=$3/portico-$1 pkg
-    mkdir -p "$3"
-    qemu_build_portico "$1" "$bin"
-    pkg=$(bash "$ROOT/ci/$2" --binary "$bin" --arch "$DEBARCH" --version "$1" --out "$3" | tail -n1)
-    [[ -f $pkg ]] || { echo "$QEMU_NAME: ci/$2 printed no package path ('$pkg')" >&2; exit 1; }
+    local v=$1 dir=$2 bin=$2/portico-$1 pkg
+    shift 2
+    mkdir -p "$dir"
+    qemu_build_portico "$v" "$bin"
+    pkg=$(bash "$ROOT/ci/$1" "${@:2}" --binary "$bin" --arch "$DEBARCH" --version "$v" --out "$dir" | tail -n1)
+    [[ -f $pkg ]] || { echo "$QEMU_NAME: ci/$* printed no package path ('$pkg')" >&2; exit 1; }
     echo "$pkg"
 }
 
