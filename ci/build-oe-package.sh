@@ -47,7 +47,7 @@ root=$work/root
 dpkg-deb -x "$deb" "$root"
 rm -r "$root/usr/share/lintian"
 maintainer=$(dpkg-deb -f "$deb" Maintainer)
-summary=$(dpkg-deb -f "$deb" Description | head -n1)
+summary=$(dpkg-deb -f "$deb" Description | sed -n 1p)
 description() { dpkg-deb -f "$deb" Description | sed '1d; s/^ //; s/^\.$//'; } # the body, unindented
 license="MIT OR Apache-2.0"
 

@@ -31,5 +31,5 @@ cp -r "$src/." "$build/"
     make -j"$(nproc)"
     make install DESTDIR="$out/root"
 ) >"$out/build.log" 2>&1 || { tail -n 30 "$out/build.log" >&2; die "building opkg failed (log: $out/build.log)"; }
-log "opkg $("$out/root/usr/bin/opkg" --version 2>&1 | head -n1) built from $src"
+log "opkg $("$out/root/usr/bin/opkg" --version 2>&1 | sed -n 1p) built from $src"
 echo "$out/root/usr/bin/opkg"

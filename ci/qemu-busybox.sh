@@ -29,8 +29,8 @@ source "$ROOT/ci/qemu/lib.sh"
 qemu_time_bound "${QEMU_TEST_TIMEOUT:-900}" "$@"
 
 [[ ${1:-x86_64} == x86_64 ]] || { echo "usage: $0 [x86_64] (the guest runs the host's x86_64 build and its libraries)" >&2; exit 2; }
-# Only the kernel and busybox-static of this base are used; it is ci/qemu-rpm.sh's, so CI
-# builds it once for both.
+# Only the kernel and busybox-static of this base are used; it is ci/qemu-oe-packages.sh's,
+# so CI builds it once for both.
 qemu_prepare x86_64 "$QEMU_RPM_BASE_PKGS"
 apt_install make
 T1=$(now_s)

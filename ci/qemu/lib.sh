@@ -4,9 +4,9 @@
 #
 # One way to get a kernel and a base rootfs, to boot, to reach into the guest, to send it
 # a steady request stream and to count checks, for ci/qemu-test.sh (Debian image, systemd),
-# ci/qemu-busybox.sh (Buildroot-style BusyBox init) and ci/qemu-rpm.sh (rpm as the package
-# manager). The caller sets ROOT (the checkout) and QEMU_NAME (its name, for messages, its
-# work directory and kept logs), and calls, in order:
+# ci/qemu-busybox.sh (Buildroot-style BusyBox init) and ci/qemu-oe-packages.sh (rpm and
+# opkg as package managers). The caller sets ROOT (the checkout) and QEMU_NAME (its name,
+# for messages, its work directory and kept logs), and calls, in order:
 #   qemu_time_bound SECONDS "$@"   re-exec itself under timeout(1)
 #   qemu_prepare ARCH PKGS         host tools, base rootfs, kernel; sets WORK and T0
 #   ... build a root directory, then qemu_initrd MODULE...; qemu_disk DIR
@@ -17,7 +17,7 @@
 # shellcheck source=ci/lib.sh
 source "$ROOT/ci/lib.sh"
 QEMU_CACHE=$ROOT/target/qemu
-# The base rootfs of a systemd guest (qemu_base); ci/qemu-rpm.sh's adds Debian's rpm.
+# The base rootfs of a systemd guest (qemu_base); ci/qemu-oe-packages.sh's adds Debian's rpm.
 QEMU_BASE_PKGS=systemd-sysv,udev,kmod,procps,apt
 QEMU_RPM_BASE_PKGS=$QEMU_BASE_PKGS,rpm
 NPASS=0 NFAIL=0 QEMU_PID='' LOAD_PID=''
