@@ -106,14 +106,15 @@ qemu_kernel() {
     KVER=$(ls "$KDIR/lib/modules")
     KERNEL=$KDIR/boot/vmlinuz-$KVER
     if [[ $ARCH == x86_64 ]]; then
-        # The ELF vmlinux inside the bzImage (its xz payload) boots through PVH, seconds
-        # faster under TCG than the bzImage's own decompressor. xz stops with an error at
-        # the bzImage's trailing bytes; the ELF check below says whether it is whole.
+        # The ELF vmlinux inside the bzImage (its xz payload) boots through PVH, 5 s and more
+        # faster under TCG than the bzImage with its own decompressor. Else the bzImage.
         if [[ ! -f $KDIR/vmlinux ]]; then
             local off
             off=$(LC_ALL=C grep -abo -m1 $'\xfd7zXZ' "$KERNEL" | cut -d: -f1 | sed -n 1p)
-            tail -c +$((off + 1)) "$KERNEL" | xz -dcq >"$KDIR/vmlinux.tmp" 2>/dev/null || true
-            [[ $(file -b "$KDIR/vmlinux.tmp") != 'ELF 64-bit'* ]] || mv "$KDIR/vmlinux.tmp" "$KDIR/vmlinux"
+            if [[ -n $off ]] && tail -c +$((off + 1)) "$KERNEL" | xz -dcq --single-stream >"$KDIR/vmlinux.tmp" &&
+                [[ $(file -b "$KDIR/vmlinux.tmp") == 'ELF 64-bit'* ]]; then
+                mv "$KDIR/vmlinux.tmp" "$KDIR/vmlinux"
+            fi
         fi
         [[ ! -f $KDIR/vmlinux ]] || KERNEL=$KDIR/vmlinux
     fi
