@@ -111,7 +111,8 @@ qemu_kernel() {
         if [[ ! -f $KDIR/vmlinux ]]; then
             local off
             off=$(LC_ALL=C grep -abo -m1 $'\xfd7zXZ' "$KERNEL" | cut -d: -f1 | sed -n 1p)
-            if [[ -n $off ]] && tail -c +$((off + 1)) "$KERNEL" | xz -dcq --single-stream >"$KDIR/vmlinux.tmp" &&
+            # (xz stops reading at the end of its stream: tail's SIGPIPE is no failure.)
+            if [[ -n $off ]] && xz -dcq --single-stream <(tail -c +$((off + 1)) "$KERNEL") >"$KDIR/vmlinux.tmp" &&
                 [[ $(file -b "$KDIR/vmlinux.tmp") == 'ELF 64-bit'* ]]; then
                 mv "$KDIR/vmlinux.tmp" "$KDIR/vmlinux"
             fi
