@@ -1,0 +1,375 @@
+# ci/qemu/lib.sh: what the QEMU boot tests share; source it (it sources ci/lib.sh), don't
+# run it.
+# shellcheck shell=bash disable=SC2034 # its variables are for the scripts that source it
+#
+# One way to get a kernel and a base rootfs, to boot, to reach into the guest, to send it
+# a steady request stream and to count checks, for ci/qemu-test.sh (Debian image, systemd),
+# ci/qemu-busybox.sh (Buildroot-style BusyBox init) and ci/qemu-oe-packages.sh (rpm and
+# opkg as package managers). The caller sets ROOT (the checkout) and QEMU_NAME (its name,
+# for messages, its work directory and kept logs), and calls, in order:
+#   qemu_time_bound SECONDS "$@"   re-exec itself under timeout(1)
+#   qemu_prepare ARCH PKGS         host tools, base rootfs, kernel; sets WORK and T0
+#   ... build a root directory, then qemu_initrd MODULE...; qemu_disk DIR
+#   qemu_traps; qemu_start; wait_ready 1 SECONDS; checks with pass/fail; qemu_finish
+# The guest must print "QEMU-TEST-READY <boot id>" on its console once its network is up,
+# and serve a root shell per connection on port 2222 (the control channel).
+
+# shellcheck source=ci/lib.sh
+source "$ROOT/ci/lib.sh"
+QEMU_CACHE=$ROOT/target/qemu
+# The base rootfs of a systemd guest (qemu_base); ci/qemu-oe-packages.sh's adds Debian's rpm.
+QEMU_BASE_PKGS=systemd-sysv,udev,kmod,procps,apt
+QEMU_RPM_BASE_PKGS=$QEMU_BASE_PKGS,rpm
+NPASS=0 NFAIL=0 QEMU_PID='' LOAD_PID=''
+
+# qemu_time_bound SECONDS ARGS...: the whole run is bounded. Re-execs the calling script
+# under timeout(1), which signals the whole process group (QEMU included) when time is up;
+# the EXIT trap (qemu_traps) then still cleans up.
+qemu_time_bound() {
+    local secs=$1
+    shift
+    if [[ ${QEMU_UNDER_TIMEOUT:-} != "$0" ]]; then
+        export QEMU_UNDER_TIMEOUT=$0
+        exec timeout -k 20 "$secs" bash "$0" "$@"
+    fi
+}
+
+# qemu_arch ARCH: sets DEBARCH, TRIPLE, KFLAVOUR (the kernel package's), CONSOLE, QEMU (the
+# command and machine) and QEMU_PKG.
+qemu_arch() {
+    case $1 in
+    aarch64)
+        DEBARCH=arm64 TRIPLE=aarch64-unknown-linux-gnu KFLAVOUR=arm64 CONSOLE=ttyAMA0
+        QEMU=(qemu-system-aarch64 -M virt -cpu 'max,pauth=off') QEMU_PKG=qemu-system-arm ;;
+    x86_64)
+        DEBARCH=amd64 TRIPLE=x86_64-unknown-linux-gnu KFLAVOUR=amd64 CONSOLE=ttyS0
+        QEMU=(qemu-system-x86_64 -M q35 -cpu max) QEMU_PKG=qemu-system-x86 ;;
+    *) echo "usage: $0 [aarch64|x86_64]" >&2; exit 2 ;;
+    esac
+    ARCH=$1
+}
+
+qemu_host_tools() {
+    [[ $(id -u) == 0 ]] || { echo "$QEMU_NAME: run as root (mmdebstrap --mode=root, chroot)" >&2; exit 2; }
+    mkdir -p "$QEMU_CACHE"
+    apt_install "$QEMU_PKG" qemu-system-data ipxe-qemu mmdebstrap eatmydata arch-test kmod cpio \
+        zstd xz-utils e2fsprogs curl socat jq python3 file
+    [[ $DEBARCH == "$(dpkg --print-architecture)" ]] || ensure_binfmt
+}
+
+# qemu_base PKGS: a minimal Debian bookworm rootfs with PKGS (comma-separated), cached as a
+# tarball keyed by everything that goes into it, because an arm64 one takes minutes under
+# qemu-user. Sets BASE: $BASE/rootfs.tar, and $BASE/debs/ with the kernel and busybox-static
+# packages (for the initrd), fetched with the rootfs's own apt config, so the host needs no
+# foreign architecture.
+qemu_base() {
+    local mirror secmirror
+    mirror=$(repo_uri bookworm); mirror=${mirror:-http://deb.debian.org/debian}
+    secmirror=$(repo_uri bookworm-security); secmirror=${secmirror:-http://deb.debian.org/debian-security}
+    local mmdebstrap=(mmdebstrap --mode=root --variant=minbase --arch="$DEBARCH" --include="$1"
+        --hook-dir=/usr/share/mmdebstrap/hooks/merged-usr --hook-dir=/usr/share/mmdebstrap/hooks/eatmydata
+        --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/doc/*'
+        --dpkgopt='path-include=/usr/share/doc/*/copyright' --dpkgopt='path-exclude=/usr/share/locale/*'
+        --dpkgopt='path-exclude=/usr/share/info/*' --dpkgopt='path-exclude=/usr/lib/udev/hwdb.d/*'
+        --aptopt='Acquire::Languages "none"'
+        # shellcheck disable=SC2016 # expanded by the hook's shell, in the rootfs's apt setting
+        --customize-hook='cd "$1/.." && export APT_CONFIG=$MMDEBSTRAP_APT_CONFIG && k=$(apt-cache depends linux-image-'"$KFLAVOUR"' | awk "/Depends: linux-image-[0-9]/ {print \$2}") && apt-get download -q $k busybox-static'
+        bookworm)
+    BASE=$QEMU_CACHE/base-$DEBARCH-$(printf '%s\n' "${mmdebstrap[@]}" "$mirror" "$secmirror" | sha256sum | cut -c1-16)
+    [[ ! -f $BASE/rootfs.tar ]] || return 0
+    local t0 tmp=$BASE.tmp
+    t0=$(now_s)
+    echo "$QEMU_NAME: building the $DEBARCH base rootfs with $1 (cached as $BASE; arm64 takes minutes under qemu-user)"
+    rm -rf "$tmp"; mkdir -p "$tmp/debs"
+    # The hook downloads into the parent of the rootfs dir, so the rootfs dir is inside debs/.
+    "${mmdebstrap[@]}" "$tmp/debs/rootfs" \
+        "deb $mirror bookworm main" "deb $mirror bookworm-updates main" \
+        "deb $secmirror bookworm-security main" >"$tmp/mmdebstrap.log" 2>&1 \
+        || { tail -n 30 "$tmp/mmdebstrap.log" >&2; echo "$QEMU_NAME: mmdebstrap failed (log: $tmp/mmdebstrap.log)" >&2; exit 1; }
+    tar -C "$tmp/debs/rootfs" --numeric-owner --xattrs -cf "$tmp/rootfs.tar" .
+    rm -rf "$tmp/debs/rootfs"
+    mv "$tmp" "$BASE"
+    echo "$QEMU_NAME: base rootfs built in $(elapsed "$t0") s"
+}
+
+# qemu_kernel: unpacks the base's kernel (with its module index) and busybox-static once.
+# Sets KDIR (KDIR/lib/modules/KVER), KVER, KERNEL (what QEMU boots) and BUSYBOX (the binary).
+qemu_kernel() {
+    KDIR=$BASE/kernel BUSYBOX=$BASE/busybox/bin/busybox
+    if [[ ! -d $KDIR/boot ]]; then
+        rm -rf "$KDIR" "$BASE/busybox"
+        dpkg-deb -x "$(ls "$BASE"/debs/linux-image-*.deb)" "$KDIR.tmp"
+        dpkg-deb -x "$(ls "$BASE"/debs/busybox-static_*.deb)" "$BASE/busybox"
+        depmod -b "$KDIR.tmp" "$(ls "$KDIR.tmp/lib/modules")"
+        mv "$KDIR.tmp" "$KDIR"
+    fi
+    KVER=$(ls "$KDIR/lib/modules")
+    KERNEL=$KDIR/boot/vmlinuz-$KVER
+    if [[ $ARCH == x86_64 ]]; then
+        # The ELF vmlinux inside the bzImage (its xz payload) boots through PVH, 5 s and more
+        # faster under TCG than the bzImage with its own decompressor. Else the bzImage.
+        if [[ ! -f $KDIR/vmlinux ]]; then
+            local off
+            off=$(LC_ALL=C grep -abo -m1 $'\xfd7zXZ' "$KERNEL" | cut -d: -f1 | sed -n 1p)
+            # (xz stops reading at the end of its stream: tail's SIGPIPE is no failure.)
+            if [[ -n $off ]] && xz -dcq --single-stream <(tail -c +$((off + 1)) "$KERNEL") >"$KDIR/vmlinux.tmp" &&
+                [[ $(file -b "$KDIR/vmlinux.tmp") == 'ELF 64-bit'* ]]; then
+                mv "$KDIR/vmlinux.tmp" "$KDIR/vmlinux"
+            fi
+        fi
+        [[ ! -f $KDIR/vmlinux ]] || KERNEL=$KDIR/vmlinux
+    fi
+}
+
+# qemu_prepare ARCH PKGS: all of the above, the base with PKGS. Sets T0 (the start), T_BASE
+# (the seconds this took) and WORK ($QEMU_CACHE/run-$QEMU_NAME-$ARCH, made empty).
+qemu_prepare() {
+    T0=$(now_s)
+    qemu_arch "$1"
+    qemu_host_tools
+    qemu_base "$2"
+    qemu_kernel
+    T_BASE=$(elapsed "$T0")
+    WORK=$QEMU_CACHE/run-$QEMU_NAME-$ARCH
+    rm -rf "$WORK"; mkdir -p "$WORK"
+}
+
+# qemu_mods_closure MODULE...: their .ko paths (relative to the module dir), dependencies first.
+qemu_mods_closure() {
+    local m
+    for m in "$@"; do modprobe -d "$KDIR" -S "$KVER" --show-depends "$m"; done \
+        | awk '$1 == "insmod" {print $2}' | sed "s|^.*/lib/modules/$KVER/||" | awk '!seen[$0]++'
+}
+
+# qemu_install_modules DIR MODULE...: the modules and what they need into the rootfs DIR,
+# indexed, for a guest that loads modules itself (udev).
+qemu_install_modules() {
+    local r=$1 m f
+    shift
+    while read -r m; do
+        install -D -m 644 "$KDIR/lib/modules/$KVER/$m" "$r/usr/lib/modules/$KVER/$m"
+    done < <(qemu_mods_closure "$@")
+    for f in modules.order modules.builtin modules.builtin.modinfo; do
+        [[ ! -f $KDIR/lib/modules/$KVER/$f ]] || cp "$KDIR/lib/modules/$KVER/$f" "$r/usr/lib/modules/$KVER/"
+    done
+    depmod -b "$r" "$KVER"
+}
+
+# qemu_systemd_guest DIR HOSTNAME: the test scaffolding of a systemd guest (ci/qemu/guest:
+# network, control channel, readiness line), minus what a throwaway VM doesn't need.
+qemu_systemd_guest() {
+    local r=$1
+    cp -r "$ROOT/ci/qemu/guest/." "$r/"
+    systemctl --root="$r" enable -q systemd-networkd.service qemu-test-ctl.socket qemu-test-ready.service
+    # To cut boot time (portico's own units are untouched).
+    systemctl --root="$r" mask -q apt-daily.timer apt-daily-upgrade.timer dpkg-db-backup.timer \
+        e2scrub_all.timer e2scrub_reap.service fstrim.timer getty.target \
+        systemd-networkd-wait-online.service
+    # mmdebstrap leaves it empty, which would make the first boot do first-boot work.
+    od -An -N16 -tx1 /dev/urandom | tr -d ' \n' >"$r/etc/machine-id"; echo >>"$r/etc/machine-id"
+    echo "$2" >"$r/etc/hostname"
+}
+
+# qemu_initrd MODULE...: $WORK/initrd.gz, a tiny busybox initrd that loads the modules
+# (with what they need), mounts /dev/vda and switch_roots to its /sbin/init.
+qemu_initrd() {
+    local d=$WORK/initrd m
+    rm -rf "$d"; mkdir -p "$d/mods"
+    cp "$BUSYBOX" "$d/busybox"
+    qemu_mods_closure "$@" | while read -r m; do
+        cp "$KDIR/lib/modules/$KVER/$m" "$d/mods/"; echo "${m##*/}"
+    done >"$d/mods/order"
+    cat >"$d/init" <<'EOF'
+#!/busybox sh
+/busybox mkdir -p /bin /proc /dev /newroot
+/busybox mount -t proc proc /proc && /busybox --install -s /bin
+export PATH=/bin
+mount -t devtmpfs dev /dev
+for m in $(cat /mods/order); do insmod "/mods/$m"; done
+for i in $(seq 100); do [ -b /dev/vda ] && break; sleep 0.1; done
+mount -t ext4 -o rw /dev/vda /newroot || { echo "initrd: cannot mount /dev/vda"; exec sh; }
+umount /proc; mount --move /dev /newroot/dev
+exec switch_root /newroot /sbin/init
+EOF
+    chmod +x "$d/init"
+    (cd "$d" && find . | cpio -o -H newc --quiet | gzip -1) >"$WORK/initrd.gz"
+    rm -rf "$d"
+}
+
+# qemu_disk DIR: $WORK/disk.img, an ext4 image of DIR (no loop device needed).
+qemu_disk() { mkfs.ext4 -q -F -L root -d "$1" "$WORK/disk.img" 1G >/dev/null; }
+
+# ---------------------------------------------------------------------------------------
+# Running it. From qemu_traps on, every outcome is a PASS:/FAIL: line.
+pass() { echo "PASS: $*"; NPASS=$((NPASS + 1)); }
+fail() { echo "FAIL: $*"; NFAIL=$((NFAIL + 1)); }
+# qemu_finish: the last line, and the exit code.
+qemu_finish() {
+    echo "$NPASS passed, $NFAIL failed"
+    exit $((NFAIL ? 1 : 0))
+}
+
+qemu_cleanup() {
+    local rc=$?
+    [[ -n $LOAD_PID ]] && kill "$LOAD_PID" 2>/dev/null
+    if [[ -n $QEMU_PID ]] && kill -0 "$QEMU_PID" 2>/dev/null; then
+        kill "$QEMU_PID" 2>/dev/null; sleep 1; kill -9 "$QEMU_PID" 2>/dev/null
+    fi
+    if ((rc != 0 || NFAIL != 0)) || [[ -n ${QEMU_TEST_KEEP:-} ]]; then
+        if [[ -f $WORK/console.log ]]; then
+            local keep
+            keep=$QEMU_CACHE/console-$QEMU_NAME-$ARCH-$(date -u +%Y%m%dT%H%M%SZ).log
+            cp "$WORK/console.log" "$keep"
+            echo "$QEMU_NAME: serial console log kept in $keep"
+        fi
+    else
+        rm -rf "$WORK"
+    fi
+}
+qemu_traps() {
+    trap qemu_cleanup EXIT
+    trap 'echo "$QEMU_NAME: line $LINENO: unexpected failure of: $BASH_COMMAND" >&2' ERR
+    trap 'echo "$QEMU_NAME: interrupted or out of time" >&2; exit 124' INT TERM
+}
+
+# qemu_start [KERNEL-ARGS]: boots $WORK/disk.img with the kernel and $WORK/initrd.gz in the
+# background, guest ports 80 and 2222 forwarded to free ports on 127.0.0.1 only, the guest
+# reaching nothing (restrict=on). Sets QEMU_PID, HTTP_PORT, CTL_PORT, URL and T_QEMU.
+qemu_start() {
+    read -r HTTP_PORT CTL_PORT < <(python3 -c '
+import socket
+ss = [socket.socket() for _ in range(2)]
+for s in ss: s.bind(("127.0.0.1", 0))
+print(*(s.getsockname()[1] for s in ss))')
+    URL=http://127.0.0.1:$HTTP_PORT
+    T_QEMU=$(now_s)
+    "${QEMU[@]}" -smp 2 -m 1024 -nodefaults -no-user-config -display none \
+        -serial "file:$WORK/console.log" \
+        -kernel "$KERNEL" -initrd "$WORK/initrd.gz" \
+        -append "console=$CONSOLE panic=-1 TERM=dumb ${1:-}" \
+        -drive "file=$WORK/disk.img,format=raw,if=none,id=hd0,cache=unsafe" -device virtio-blk-pci,drive=hd0 \
+        -netdev "user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:$HTTP_PORT-:80,hostfwd=tcp:127.0.0.1:$CTL_PORT-:2222" \
+        -device virtio-net-pci,netdev=n0,romfile= -device virtio-rng-pci &
+    QEMU_PID=$!
+}
+
+# qemu_stop CMD: CMD in the guest (its poweroff), then up to 30 s for QEMU to exit.
+qemu_stop() {
+    guest "$1" >/dev/null || true
+    for _ in $(seq 60); do kill -0 "$QEMU_PID" 2>/dev/null || break; sleep 0.5; done
+}
+
+wait_ready() { # N TIMEOUT: until the Nth readiness line of the guest is on the console
+    local deadline=$((SECONDS + $2))
+    local n
+    while n=$(grep -c 'QEMU-TEST-READY ' "$WORK/console.log" 2>/dev/null || true); ((${n:-0} < $1)); do
+        kill -0 "$QEMU_PID" 2>/dev/null || { echo "$QEMU_NAME: QEMU exited" >&2; return 1; }
+        ((SECONDS < deadline)) || { echo "$QEMU_NAME: guest not ready after $2 s" >&2; return 1; }
+        sleep 0.2
+    done
+}
+# guest CMD [TIMEOUT]: run CMD as root in the guest; its output on stdout, its exit code.
+guest() {
+    local out rc
+    # The exit code goes on a line of its own, even after output with no final newline.
+    out=$(printf '{ %s\n} </dev/null 2>&1; printf "\\n@@rc=%%s\\n" $?\n' "$1" \
+        | timeout "${2:-120}" socat -t "${2:-120}" - "TCP:127.0.0.1:$CTL_PORT") || true
+    rc=$(sed -n 's/^@@rc=//p' <<<"$out")
+    sed '/^@@rc=/d' <<<"$out"
+    return "${rc:-255}"
+}
+status() { curl -s -o /dev/null -w '%{http_code}' --max-time 10 "$URL$1" || true; }
+api() { curl -s --max-time 10 "$URL/api/status" | jq -r "$1" 2>/dev/null || true; }
+wait_200() { # TIMEOUT: until /healthz answers 200
+    local deadline=$((SECONDS + $1))
+    until [[ $(status /healthz) == 200 ]]; do ((SECONDS < deadline)) || return 1; sleep 0.2; done
+}
+# Load in the background around a guest command: load_start; ...; load_stop -> $LOAD (JSON)
+load_start() {
+    rm -f "$WORK/load.stop"
+    # /api/status, a real client's request: /healthz answers 503 "stopping" by design while
+    # a process drains, which is a health signal, not a lost request.
+    python3 "$ROOT/ci/qemu/load.py" "$HTTP_PORT" "$WORK/load.stop" 600 /api/status >"$WORK/load.json" &
+    LOAD_PID=$!
+    sleep 1.5 # some requests before the event under test
+}
+load_stop() {
+    sleep 1.5 # and some after
+    touch "$WORK/load.stop"; wait "$LOAD_PID" || true; LOAD_PID=
+    LOAD=$(cat "$WORK/load.json")
+}
+load_summary() { jq -r '"\(.requests) requests, \(.failed) failed, longest stall \(.longest_stall_ms) ms" + (if .failed > 0 then " (\(.errors | join("; ")))" else "" end)' <<<"$LOAD"; }
+load_clean() { [[ $(jq '.failed == 0 and .ok > 0' <<<"$LOAD") == true ]]; }
+
+# ---------------------------------------------------------------------------------------
+# systemd guests
+prop() { guest "systemctl show -p $2 --value $1" || true; } # UNIT PROPERTY
+# prop_us UNIT PROPERTY: a time span property (systemctl shows "30s", "1min 30s") in µs
+prop_us() { guest "systemd-analyze timespan \"\$(systemctl show -p $2 --value $1)\" | awk '/μs:/ {print \$2}'" || true; }
+mainpid() { prop portico.service MainPID; }
+socket_since() { guest "journalctl -q -o cat --after-cursor='$1' -u portico.socket" || true; } # journal lines
+cursor() { guest "journalctl -q -n 0 --show-cursor | sed -n 's/^-- cursor: //p'" || true; }
+
+# upgrade_step NAME COMMAND EXPECTED-VERSION: the package manager's COMMAND replaces portico
+# under a steady request stream: none may fail, the version must change, and portico.socket
+# must never leave the active state (journal, and its ActiveEnterTimestamp).
+upgrade_step() {
+    local name=$1 cmd=$2 want=$3 before c st0 st1 out arc socklog after
+    before=$(api .portico.version); c=$(cursor); st0=$(prop portico.socket ActiveEnterTimestampMonotonic)
+    load_start
+    out=$(guest "$cmd" 300) && arc=0 || arc=$?
+    load_stop
+    after=$(api .portico.version); st1=$(prop portico.socket ActiveEnterTimestampMonotonic)
+    socklog=$(socket_since "$c")
+    if ((arc == 0)) && load_clean; then
+        pass "$name: '$cmd' under load: $(load_summary)"
+    else
+        fail "$name: '$cmd' (exit $arc) under load: $(load_summary)"; tail -n 15 <<<"$out" | sed 's/^/    /'
+    fi
+    echo "TIME: $name: longest stall $(jq -r .longest_stall_ms <<<"$LOAD") ms, max request latency $(jq -r .max_latency_ms <<<"$LOAD") ms"
+    if [[ $after == "$want" && $before != "$want" ]]; then
+        pass "$name: /api/status version $before -> $after"
+    else
+        fail "$name: /api/status version $before -> '$after', expected $want"
+    fi
+    if [[ -z $socklog && $st0 == "$st1" && $(prop portico.socket ActiveState) == active ]]; then
+        pass "$name: portico.socket never left the active state (no journal entry, entered at $st0 µs)"
+    else
+        fail "$name: portico.socket changed state (entered $st0 -> $st1 µs); journal: $(echo $socklog)"
+    fi
+}
+
+# ---------------------------------------------------------------------------------------
+# The version in Cargo.toml, and the two versions of the upgrade tests: real builds that
+# differ only in the version they report.
+PKGVER=$(sed -n '/^\[workspace.package\]/,/^\[/ s/^version *= *"\(.*\)"/\1/p' "$ROOT/Cargo.toml")
+V1=$PKGVER-v1-test V2=$PKGVER-v2-test
+
+# qemu_package VERSION DIR PACKAGER [ARG...]: portico built to report VERSION, packaged into
+# DIR by the project's own ci/PACKAGER (build-deb.sh; build-oe-package.sh rpm), which gets
+# the ARGs first; prints the package's path.
+qemu_package() {
+    local v=$1 dir=$2 bin=$2/portico-$1 pkg
+    shift 2
+    mkdir -p "$dir"
+    qemu_build_portico "$v" "$bin"
+    pkg=$(bash "$ROOT/ci/$1" "${@:2}" --binary "$bin" --arch "$DEBARCH" --version "$v" --out "$dir" | tail -n1)
+    [[ -f $pkg ]] || { echo "$QEMU_NAME: ci/$* printed no package path ('$pkg')" >&2; exit 1; }
+    echo "$pkg"
+}
+
+# qemu_build_portico VERSION OUT: a release build of portico for $TRIPLE that reports
+# VERSION (PORTICO_VERSION; empty: Cargo.toml's), copied to OUT. A native build uses
+# target/release, so that CI's other release builds of it share its crates.
+qemu_build_portico() {
+    local v=$1 out=$2 env=(env -u PORTICO_VERSION)
+    [[ -z $v ]] || env=(env PORTICO_VERSION="$v")
+    if [[ $DEBARCH == "$(dpkg --print-architecture)" ]]; then
+        (cd "$ROOT" && "${env[@]}" nice -n 10 cargo build --release --locked -q -p portico) >&2
+        cp "$ROOT/target/release/portico" "$out"
+    else
+        # Its own smoke test is skipped: the boot test is a bigger one.
+        "${env[@]}" bash "$ROOT/ci/cross-build.sh" --no-smoke "$TRIPLE" >&2
+        cp "$ROOT/target/$TRIPLE/release/portico" "$out"
+    fi
+}
