@@ -333,6 +333,14 @@ fn bind_unix(path: &Path) -> std::io::Result<UnixListener> {
 }
 
 impl Listener {
+    /// Another descriptor for the same socket (close-on-exec).
+    pub fn try_clone_fd(&self) -> std::io::Result<OwnedFd> {
+        match self {
+            Listener::Tcp(l) => l.try_clone().map(OwnedFd::from),
+            Listener::Unix(l) => l.try_clone().map(OwnedFd::from),
+        }
+    }
+
     fn set_nonblocking(&self) -> std::io::Result<()> {
         match self {
             Listener::Tcp(l) => l.set_nonblocking(true),

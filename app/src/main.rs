@@ -11,6 +11,7 @@ mod auth;
 mod config;
 #[cfg(feature = "example-page")]
 mod example_page;
+mod handover;
 mod logging;
 mod metrics;
 mod notify;
@@ -45,8 +46,8 @@ use crate::stats::Counters;
 use crate::status::Activation;
 use crate::stream::AsyncListener;
 
-/// Exit status for a setup that a restart cannot fix (bad config, bad sockets, root):
-/// EX_CONFIG, which portico.service lists in RestartPreventExitStatus=.
+/// Exit status for a setup that a restart alone cannot fix (bad config, bad sockets, root):
+/// EX_CONFIG. systemd retries it all the same, so fixing the config file is enough.
 const EXIT_SETUP: u8 = 78;
 
 fn main() -> ExitCode {
@@ -86,8 +87,16 @@ fn main() -> ExitCode {
         Ok(metrics) => metrics,
         Err(e) => return fatal(&*e, EXIT_SETUP),
     };
+    let handover = match handover::Handover::keep(&listeners.sockets) {
+        Ok(handover) => handover,
+        Err(e) => return fatal(&e, 1),
+    };
     match run(config, listeners, workers, https, metrics) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(Reason::Restart) => {
+            let e = handover.exec();
+            fatal(&*Box::<dyn Error>::from(format!("cannot restart in place: {e}")), 1)
+        }
+        Ok(_) => ExitCode::SUCCESS,
         Err(e) => fatal(&*e, 1),
     }
 }
@@ -149,7 +158,7 @@ fn run(
     workers: usize,
     https: Https,
     metrics: metrics::Access,
-) -> Result<(), Box<dyn Error>> {
+) -> Result<Reason, Box<dyn Error>> {
     let mut builder = match workers {
         1 => tokio::runtime::Builder::new_current_thread(),
         n => {
@@ -160,7 +169,10 @@ fn run(
     };
     // Nothing in portico blocks; the cap keeps the thread count within threads::OTHER_THREADS.
     let runtime = builder.max_blocking_threads(1).enable_all().build()?;
-    runtime.block_on(serve(config, listeners, https, metrics))
+    let reason = runtime.block_on(serve(config, listeners, https, metrics))?;
+    // The workers end before a restart in place replaces the process under them.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    Ok(reason)
 }
 
 /// The HTTPS side, when a socket speaks it: the certificate, what reloads it, and the
@@ -305,7 +317,7 @@ async fn serve(
     listeners: Listeners,
     https: Https,
     metrics: metrics::Access,
-) -> Result<(), Box<dyn Error>> {
+) -> Result<Reason, Box<dyn Error>> {
     let shutdown = Shutdown::new();
     let signals = shutdown::listen(shutdown.clone())?;
     let counters = Arc::new(Counters::default());
@@ -360,10 +372,15 @@ async fn serve(
     }
 
     let second_signal = tokio::spawn(signals);
-    match shutdown.started().await {
+    let reason = shutdown.started().await;
+    match reason {
         Reason::Signal(signal) => {
             tracing::info!("{signal}: draining connections for up to {:?}", config.drain_timeout)
         }
+        Reason::Restart => tracing::info!(
+            "SIGUSR2: draining connections for up to {:?}, then restarting in place with the same sockets",
+            config.drain_timeout
+        ),
         Reason::Idle => tracing::info!(
             "no connection for {:?}: exiting until the next one starts portico again",
             config.exit_idle_after.unwrap_or_default()
@@ -381,7 +398,7 @@ async fn serve(
         ),
         _ = second_signal => {}
     }
-    Ok(())
+    Ok(reason)
 }
 
 /// `systemctl reload portico` (SIGHUP, ExecReload=): reads the certificate again, so a

@@ -1,5 +1,6 @@
 //! Graceful shutdown: SIGTERM or SIGINT (or the idle timer) stops the accept loops; open
-//! connections then get the drain timeout to finish what they are doing.
+//! connections then get the drain timeout to finish what they are doing. SIGUSR2 does the
+//! same, and then portico restarts in place (handover.rs).
 
 use std::sync::Arc;
 
@@ -11,6 +12,8 @@ use tokio::sync::watch;
 pub enum Reason {
     Signal(&'static str),
     Idle,
+    /// SIGUSR2: drain, then execute portico again with the same sockets.
+    Restart,
 }
 
 /// A shared switch that turns once, from serving to shutting down.
@@ -50,19 +53,25 @@ impl Shutdown {
     }
 }
 
-/// Turns the first SIGTERM or SIGINT into a shutdown. The returned future resolves on the
-/// next one, which means "stop waiting for the drain".
+/// Turns the first SIGTERM, SIGINT or SIGUSR2 into a shutdown. The returned future
+/// resolves on the next one, which means "stop waiting for the drain".
 pub fn listen(shutdown: Shutdown) -> std::io::Result<impl Future<Output = ()>> {
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
+    let mut usr2 = signal(SignalKind::user_defined2())?;
     Ok(async move {
         let mut next = async || {
             tokio::select! {
                 _ = term.recv() => "SIGTERM",
                 _ = int.recv() => "SIGINT",
+                _ = usr2.recv() => "SIGUSR2",
             }
         };
-        shutdown.begin(Reason::Signal(next().await));
+        let first = next().await;
+        shutdown.begin(match first {
+            "SIGUSR2" => Reason::Restart,
+            signal => Reason::Signal(signal),
+        });
         let second = next().await;
         tracing::warn!("{second} during the drain: closing the remaining connections now");
     })

@@ -183,3 +183,57 @@ fn wait_until(mut done: impl FnMut() -> bool) {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// SIGUSR2, for inits without socket activation: portico drains, then executes itself
+/// again with the same pid and the same listening sockets, so no connection is refused.
+#[test]
+fn sigusr2_restarts_in_place_and_refuses_no_connection() {
+    let port = free_port();
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut portico = Portico::start().args(&["--listen", &addr.to_string()]).spawn();
+    assert_eq!(get(addr, "/healthz").status, 200);
+    let pid = portico.pid();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ok, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let clients: Vec<_> = (0..4)
+        .map(|_| {
+            let (stop, ok, failed) = (stop.clone(), ok.clone(), failed.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let result = TcpStream::connect(addr).and_then(|s| {
+                        s.set_read_timeout(Some(PATIENCE))?;
+                        request(s, "GET", "/api/status", "")
+                    });
+                    match result {
+                        Ok(r) if r.status == 200 => ok.fetch_add(1, Ordering::Relaxed),
+                        other => {
+                            eprintln!("failed: {:?}", other.map(|r| r.status));
+                            failed.fetch_add(1, Ordering::Relaxed)
+                        }
+                    };
+                }
+            })
+        })
+        .collect();
+
+    for round in 1..=2 {
+        let served = ok.load(Ordering::Relaxed);
+        wait_until(|| ok.load(Ordering::Relaxed) > served + 20);
+        portico.signal(Signal::SIGUSR2);
+        // The new program says so in the log once it serves again.
+        wait_until(|| portico.stderr().matches("serving sockets from systemd").count() == round);
+    }
+    let served = ok.load(Ordering::Relaxed);
+    wait_until(|| ok.load(Ordering::Relaxed) > served + 20);
+    stop.store(true, Ordering::Relaxed);
+    for client in clients {
+        client.join().unwrap();
+    }
+    let (ok, failed) = (ok.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
+    println!("two restarts in place under load: {ok} requests served, {failed} failed");
+    assert_eq!(failed, 0, "{failed} of {} requests failed", ok + failed);
+    assert!(portico.is_running());
+    assert_eq!(portico.pid(), pid);
+    assert_eq!(api_status(addr)["portico"]["pid"], pid.as_raw());
+}
