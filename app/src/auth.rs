@@ -46,6 +46,9 @@ const GLOBAL_FAILURES_PER_MINUTE: u32 = 30;
 const FORGET_AFTER: Duration = Duration::from_secs(15 * 60);
 /// Clients remembered at most; IP spraying cannot grow the table beyond this.
 const MAX_CLIENTS: usize = 4096;
+/// Password checks waiting or running at once; beyond, a check is refused at once (503),
+/// so a flood of logins holds a few connections, not all of max_connections.
+const MAX_PENDING: usize = 16;
 
 /// Why a set-up, login or change was refused; what the page tells the user.
 #[derive(Debug, PartialEq, Eq)]
@@ -55,6 +58,7 @@ pub enum AuthError {
     WeakPassword(String),
     NotSetUp,
     AlreadySetUp,
+    Busy,
     Storage(String),
 }
 
@@ -66,6 +70,7 @@ impl std::fmt::Display for AuthError {
             AuthError::WeakPassword(why) => f.write_str(why),
             AuthError::NotSetUp => f.write_str("This device has no owner yet: set it up first."),
             AuthError::AlreadySetUp => f.write_str("This device is set up already: log in."),
+            AuthError::Busy => f.write_str("Too many logins at once: try again in a moment."),
             AuthError::Storage(why) => write!(f, "The device could not save it: {why}"),
         }
     }
@@ -104,7 +109,17 @@ pub struct Auth {
     /// argon2's working memory, allocated once: hashing takes turns with it, so a login
     /// flood neither holds more than one hash's memory nor leaves freed copies behind.
     memory: tokio::sync::Mutex<Vec<argon2::Block>>,
+    pending: std::sync::atomic::AtomicUsize,
     random: SystemRandom,
+}
+
+/// A password check in progress, counted until dropped.
+struct Pending<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// What `open` found, for main to announce.
@@ -171,6 +186,7 @@ impl Auth {
             sessions: Mutex::new(HashMap::new()),
             failures: Mutex::new(Failures::default()),
             memory: tokio::sync::Mutex::new(Vec::new()),
+            pending: std::sync::atomic::AtomicUsize::new(0),
             random,
         };
         if owner.password.is_some() {
@@ -223,6 +239,7 @@ impl Auth {
         let Some(code_hash) = owner.setup_code.clone().filter(|_| owner.password.is_none()) else {
             return Err(AuthError::AlreadySetUp);
         };
+        let _pending = self.pending()?;
         self.slow_down(client).await;
         if !self.verify(&code_hash, &normalise_code(code)).await {
             self.failed(client, "wrong-setup-code");
@@ -248,6 +265,7 @@ impl Auth {
         let Some(hash) = owner.password else {
             return Err(AuthError::NotSetUp);
         };
+        let _pending = self.pending()?;
         self.slow_down(client).await;
         if !self.verify(&hash, password).await {
             self.failed(client, "wrong-password");
@@ -290,6 +308,7 @@ impl Auth {
     ) -> Result<(), AuthError> {
         let owner = self.owner();
         let hash = owner.password.clone().ok_or(AuthError::NotSetUp)?;
+        let _pending = self.pending()?;
         self.slow_down(client).await;
         if !self.verify(&hash, current).await {
             self.failed(client, "wrong-current-password");
@@ -308,6 +327,18 @@ impl Auth {
         let mut owner = self.owner();
         change(&mut owner);
         self.remember(owner)
+    }
+
+    /// Takes a place among the password checks in progress, or says Busy.
+    fn pending(&self) -> Result<Pending<'_>, AuthError> {
+        use std::sync::atomic::Ordering::Relaxed;
+        match self.pending.fetch_add(1, Relaxed) < MAX_PENDING {
+            true => Ok(Pending(&self.pending)),
+            false => {
+                self.pending.fetch_sub(1, Relaxed);
+                Err(AuthError::Busy)
+            }
+        }
     }
 
     /// Waits as long as this client's failures and everyone's call for. Not a lockout:

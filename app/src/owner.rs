@@ -131,6 +131,7 @@ fn status_of(error: &AuthError) -> StatusCode {
     match error {
         AuthError::WrongCode | AuthError::WrongPassword => StatusCode::FORBIDDEN,
         AuthError::WeakPassword(_) | AuthError::NotSetUp | AuthError::AlreadySetUp => StatusCode::BAD_REQUEST,
+        AuthError::Busy => StatusCode::SERVICE_UNAVAILABLE,
         AuthError::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }

@@ -286,9 +286,11 @@ fn a_flood_of_logins_stays_within_the_units_memory_limit() {
     let started = Instant::now();
     assert_eq!(get(device.http, "/healthz").status, 200);
     let health = started.elapsed();
-    for client in clients {
-        assert_eq!(client.join().unwrap(), 403);
-    }
+    // Each is refused: a wrong password (403), or past the few checks that may wait at
+    // once, busy (503) at once.
+    let answers: Vec<u16> = clients.into_iter().map(|c| c.join().unwrap()).collect();
+    assert!(answers.iter().all(|a| *a == 403 || *a == 503), "{answers:?}");
+    assert!(answers.contains(&403), "{answers:?}");
     let status = std::fs::read_to_string(format!("/proc/{}/status", device.portico.pid())).unwrap();
     let peak_kib: u64 = status
         .lines()
@@ -298,7 +300,9 @@ fn a_flood_of_logins_stays_within_the_units_memory_limit() {
         .trim_end_matches(" kB")
         .parse()
         .unwrap();
-    println!("50 parallel logins: peak RSS {peak_kib} KiB; /healthz meanwhile {health:?}");
+    println!(
+        "50 parallel logins: peak RSS {peak_kib} KiB; /healthz meanwhile {health:?}; answers {answers:?}"
+    );
     assert!(peak_kib < 64 * 1024, "peak RSS {peak_kib} KiB is over the unit's MemoryMax=64M");
 }
 
