@@ -15,7 +15,7 @@ trap 'rm -rf "$work"' EXIT
 for scope in system user; do
     mkdir -p "$work/$scope"
     src=systemd; [[ $scope == user ]] && src=systemd/user
-    for unit in "$src"/portico.socket "$src"/portico.service; do
+    for unit in "$src"/portico*.socket "$src"/portico.service; do
         sed -e "s|^ExecStart=/usr/bin/portico|ExecStart=$bin|" \
             -e "s|^ExecStart=%h/.cargo/bin/portico|ExecStart=$bin|" "$unit" >"$work/$scope/${unit##*/}"
     done
@@ -23,7 +23,8 @@ done
 # verify exits 0 on unknown keys and unparsable values, which it only prints: any output fails.
 mkdir -p "$work/run"
 findings=$(
-    systemd-analyze verify "$work/system/portico.socket" "$work/system/portico.service" 2>&1
+    systemd-analyze verify "$work/system/portico.socket" "$work/system/portico-https.socket" \
+        "$work/system/portico.service" 2>&1
     # A user manager needs a runtime directory even to verify.
     XDG_RUNTIME_DIR=$work/run systemd-analyze verify --user "$work/user/portico.socket" "$work/user/portico.service" 2>&1
 ) || true
