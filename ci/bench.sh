@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Benchmarks portico against nginx, lighttpd, busybox httpd and Puma on this machine (issue 7)
-# and writes the table to docs/benchmarks.md (--short: a quick CI run, written to
-# target/bench/benchmarks-short.md so the committed full run stays). Never fails on figures.
+# Benchmarks portico against nginx, lighttpd, busybox httpd and Puma on this machine (issue 7),
+# and over HTTPS against nginx and lighttpd (issue 12), and writes the tables to
+# docs/benchmarks.md (--short: a quick CI run, written to target/bench/benchmarks-short.md so
+# the committed full run stays). Never fails on figures. The size budgets are read from
+# ci/cross-build.sh's binaries, if built before.
 # Usage: bash ci/bench.sh [--short]     (as root: installs packages, uses cgroups)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,7 +27,8 @@ if [[ ! -e $policy ]]; then
     chmod 755 "$policy"
 fi
 # nginx-light is a transitional package for nginx in Debian 12; both are named for clarity.
-apt_install nginx-light nginx lighttpd puma ruby-rack wrk linux-perf systemd util-linux python3
+apt_install nginx-light nginx lighttpd lighttpd-mod-openssl openssl puma ruby-rack wrk linux-perf \
+    systemd util-linux python3
 # busybox and busybox-static conflict; either serves (the table says which build ran).
 command -v busybox >/dev/null || apt_install busybox
 if [[ $(trap -p EXIT) ]]; then
@@ -50,14 +53,15 @@ asset_file=$(
 [[ -n $asset_file ]] || die "no app/assets/* file is routed as \"/assets/NAME\" in app/src/routes.rs: update ci/bench.sh's asset pick"
 
 if ((short)); then
-    opts=(--rounds 3 --seconds 3 --warm 1 --cold-reps 5 --out target/bench/benchmarks-short.md)
+    opts=(--rounds 3 --seconds 3 --warm 1 --cold-reps 5 --tls-seconds 2 --out target/bench/benchmarks-short.md)
     cmd="bash ci/bench.sh --short"
 else
-    opts=(--rounds 5 --seconds 10 --warm 2 --cold-reps 15 --out docs/benchmarks.md)
+    opts=(--rounds 5 --seconds 10 --warm 2 --cold-reps 15 --tls-seconds 10 --out docs/benchmarks.md)
     cmd="bash ci/bench.sh"
 fi
 python3 ci/bench.py "${opts[@]}" --command "$cmd" --workdir "$PWD/target/bench" \
     --portico "$portico" --aarch64-binary target/aarch64-unknown-linux-gnu/release/portico \
+    --aarch64-no-tls-binary target/aarch64-unknown-linux-gnu/release/portico-no-tls \
     --asset "/assets/${asset_file##*/}" --asset-file "$asset_file" \
     --portico-args="--allow-root --workers 1" \
     --portico-note="--workers 1 (one thread: tokio current_thread); --allow-root since the bench runs as root" \

@@ -5,7 +5,9 @@
 #   ci/cross-build.sh [--no-smoke] [TRIPLE...]
 #     TRIPLE: aarch64-unknown-linux-gnu, armv7-unknown-linux-gnueabihf (the default pair),
 #             x86_64-unknown-linux-gnu (a native build).
-#     Output: target/<TRIPLE>/release/portico. PORTICO_VERSION, if set, is baked in.
+#     Output: target/<TRIPLE>/release/portico (default features, so with `tls`); for the
+#     size budget also target/<TRIPLE>/release/portico-no-tls (--no-default-features), built
+#     for the triples in $NO_TLS_TRIPLES. PORTICO_VERSION, if set, is baked in.
 #
 # rustup cannot add targets here, so the cross compiler is Debian's rustc-web with its
 # multiarch standard library (libstd-rust-web-dev:<arch>), driven by Debian's cargo; the
@@ -23,7 +25,7 @@ triples=()
 for arg in "$@"; do
     case $arg in
         --no-smoke) smoke=0 ;;
-        -h | --help) sed -n '2,15p' "$0"; exit 0 ;;
+        -h | --help) sed -n '2,17p' "$0"; exit 0 ;;
         -*) die "unknown option $arg (see --help)" ;;
         *) triples+=("$arg") ;;
     esac
@@ -105,9 +107,10 @@ install_toolchain() {
     apt_install "${pkgs[@]}"
 }
 
-# build TRIPLE: one release build; sets BIN and BUILD_S.
+# build TRIPLE [CARGO_ARG...]: one release build; sets BIN and BUILD_S.
 build() {
     local t=$1 start env=() upper
+    shift
     triple_info "$t"
     upper=$(echo "$t" | tr 'a-z-' 'A-Z_')
     local cargo=cargo
@@ -122,9 +125,9 @@ build() {
             env+=("CARGO_TARGET_${upper}_RUSTFLAGS=--sysroot=$sysroot")
         fi
     fi
-    log "building $t (version ${PORTICO_VERSION:-from Cargo.toml})"
+    log "building $t $* (version ${PORTICO_VERSION:-from Cargo.toml})"
     start=$(now_s)
-    env "${env[@]}" nice -n 10 "$cargo" build --release --locked --target "$t" -p portico ||
+    env "${env[@]}" nice -n 10 "$cargo" build --release --locked --target "$t" -p portico "$@" ||
         die "cargo build for $t failed (see above)"
     BUILD_S=$(elapsed "$start")
     BIN=target/$t/release/portico
@@ -182,24 +185,47 @@ smoke() {
     fi
 }
 
+# The size budgets (issue 12): 1 MiB without TLS, as before it, and 2 MiB with it.
+# Figures, never a failure.
+budget() { # LABEL BYTES MIB
+    awk -v l="$1" -v b="$2" -v m="$3" 'BEGIN {
+        printf "size: %s %d bytes = %.3f MiB, %.0f%% of the %d MiB budget (%s)\n",
+            l, b, b / 1048576, 100 * b / (m * 1048576), m, b <= m * 1048576 ? "under" : "OVER" }'
+}
+
+# Without `tls` for the size budget: another release build, but the dependencies without
+# TLS are the same crates with the same features, so it adds portico's own crate and the LTO
+# link: about 21 s of CPU per target (measured on 2 cores; the build times printed below
+# give the shared dependencies to whichever build comes first). It goes first so that
+# target/<TRIPLE>/release/portico ends as the default build, the one the smoke test, the
+# bench and the packages use.
+NO_TLS_TRIPLES=${NO_TLS_TRIPLES-aarch64-unknown-linux-gnu armv7-unknown-linux-gnueabihf}
 total_start=$(now_s)
 install_toolchain
 declare -A bins sizes times
 for t in "${triples[@]}"; do
+    if [[ " $NO_TLS_TRIPLES " == *" $t "* ]]; then
+        build "$t" --no-default-features
+        cp "$BIN" "$BIN-no-tls"
+        bins[$t/no-tls]=$BIN-no-tls times[$t/no-tls]=$BUILD_S sizes[$t/no-tls]=$(stat -c %s "$BIN")
+    fi
     build "$t"
     bins[$t]=$BIN times[$t]=$BUILD_S sizes[$t]=$(stat -c %s "$BIN")
 done
 
 echo "--- cross builds (release, stripped)"
 for t in "${triples[@]}"; do
-    printf '%-32s %9d bytes  %7.1f KiB  build %6.1f s  %s\n' "$t" "${sizes[$t]}" \
-        "$(awk -v b="${sizes[$t]}" 'BEGIN { print b / 1024 }')" "${times[$t]}" "${bins[$t]}"
+    for v in "$t" "$t/no-tls"; do
+        [ -n "${sizes[$v]:-}" ] || continue
+        printf '%-39s %9d bytes  %7.1f KiB  build %6.1f s  %s\n' "$v" "${sizes[$v]}" \
+            "$(awk -v b="${sizes[$v]}" 'BEGIN { print b / 1024 }')" "${times[$v]}" "${bins[$v]}"
+    done
 done
-if [ -n "${sizes[aarch64-unknown-linux-gnu]:-}" ]; then
-    awk -v b="${sizes[aarch64-unknown-linux-gnu]}" 'BEGIN {
-        printf "bench: aarch64 binary %d bytes = %.3f MiB, %.0f%% of the 1 MiB budget (%s)\n",
-            b, b / 1048576, 100 * b / 1048576, b < 1048576 ? "under" : "OVER" }'
-fi
+for t in "${triples[@]}"; do
+    arch=${t%%-*}
+    [ -z "${sizes[$t]:-}" ] || budget "$arch with tls" "${sizes[$t]}" 2
+    [ -z "${sizes[$t/no-tls]:-}" ] || budget "$arch without tls" "${sizes[$t/no-tls]}" 1
+done
 
 if [ "$smoke" = 1 ]; then
     passed=0 failed=0
