@@ -21,6 +21,7 @@ log "tests"
 cargo test --locked
 # README's "Adding your own page", compiled and run as a team would.
 cargo test --locked --features example-page --bin portico --test example_page
+bash ci/browser-test.sh  # the owner's login in Chromium, screenshots in target/browser/
 
 log "units"
 bash ci/check-units.sh
