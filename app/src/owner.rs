@@ -190,11 +190,22 @@ async fn log_out(State(state): State<Arc<AppState>>, CsrfForm(owner, _): CsrfFor
 #[derive(Deserialize)]
 struct Empty {}
 
-async fn settings_page(State(state): State<Arc<AppState>>, owner: LoggedIn) -> Response {
-    settings(&state, &owner, None)
+async fn settings_page(
+    State(state): State<Arc<AppState>>,
+    owner: LoggedIn,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+) -> Response {
+    let saved = query.as_deref() == Some("saved");
+    settings(&state, &owner, saved.then_some(Notice::Saved))
 }
 
-fn settings(state: &AppState, owner: &LoggedIn, message: Option<&str>) -> Response {
+/// What the settings page says above its forms.
+enum Notice<'a> {
+    Saved,
+    Problem(&'a str),
+}
+
+fn settings(state: &AppState, owner: &LoggedIn, notice: Option<Notice>) -> Response {
     let Some(auth) = state.auth.as_ref() else {
         return StatusCode::NOT_FOUND.into_response();
     };
@@ -225,7 +236,11 @@ fn settings(state: &AppState, owner: &LoggedIn, message: Option<&str>) -> Respon
              <button>Replace</button></form>\
              <form method=\"post\" action=\"/logout\">{csrf}<button>Log out</button></form>\
              <p><a href=\"/\">Status page</a></p>",
-            problem = problem(message),
+            problem = match notice {
+                Some(Notice::Saved) => "<p class=\"notice\" role=\"status\">Saved.</p>".to_owned(),
+                Some(Notice::Problem(message)) => problem(Some(message)),
+                None => String::new(),
+            },
             label = escape(&settings.label),
             hint = password_hint(),
         ),
@@ -235,8 +250,10 @@ fn settings(state: &AppState, owner: &LoggedIn, message: Option<&str>) -> Respon
 /// Answers a settings form: the settings page again, saying what went wrong if anything.
 fn done(state: &AppState, owner: &LoggedIn, result: Result<(), AuthError>) -> Response {
     match result {
-        Ok(()) => Redirect::to("/settings").into_response(),
-        Err(e) => (status_of(&e), settings(state, owner, Some(&e.to_string()))).into_response(),
+        Ok(()) => Redirect::to("/settings?saved").into_response(),
+        Err(e) => {
+            (status_of(&e), settings(state, owner, Some(Notice::Problem(&e.to_string())))).into_response()
+        }
     }
 }
 

@@ -115,6 +115,7 @@ async function main() {
       await page.locator('form[action="/settings/label"] input[name="label"]').fill(label);
       await submit("/settings/label");
       await expectPage("/settings", "Settings");
+      check((await page.locator(".notice").textContent()) === "Saved.", "the settings page says Saved.");
       const shown = await page.locator('form[action="/settings/label"] input[name="label"]').inputValue();
       check(shown === label, `the settings page shows the label as "${shown}"`);
       await shot("03-settings-label");
