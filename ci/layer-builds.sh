@@ -83,7 +83,7 @@ for entry in "${crates[@]}"; do
 output = \"$file\""
 done >"$y/curl.cfg"
 if [[ -s $y/curl.cfg ]]; then
-    curl --fail --silent --show-error --location --parallel --parallel-max 8 --config "$y/curl.cfg" ||
+    curl --fail --no-progress-meter --location --parallel --parallel-max 8 --config "$y/curl.cfg" ||
         die "downloading crates from crates.io failed (see above)"
 fi
 for entry in "${crates[@]}"; do
