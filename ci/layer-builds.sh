@@ -138,7 +138,9 @@ recipe_env=()
 while IFS= read -r line; do
     value=${line#*= \"}
     value=${value%\"}
+    # shellcheck disable=SC2016 # bitbake's ${PV}, not the shell's
     value=${value//'${PV}'/$version}
+    # shellcheck disable=SC2016
     [[ $value != *'${'* ]] || die "the recipe exports ${line%% =*} = \"$value\": add that variable to ci/layer-builds.sh"
     recipe_env+=("${line%% =*}=$value")
 done < <(sed -n 's/^export \([A-Z_]*\) = /\1 = /p' "$S"/yocto-layer/recipes-portico/portico/portico_*.bb)
