@@ -29,13 +29,15 @@ def portico_describe(d):
         bb.fatal("portico: cannot tell which commit to build: %s" % run.stderr.strip())
     return run.stdout.strip()
 PORTICO_DESCRIBE := "${@portico_describe(d)}"
-# Parse again on every run, so that a new checkout is what gets built.
+# Parse again on every run, so that a new checkout is what gets built (bitbake does the
+# same for AUTOREV); a bitbake variable that oelint does not know:
+# nooelint: oelint.vars.mispell.unknown
 BB_DONT_CACHE = "1"
 
-SRCREV = "${@d.getVar('PORTICO_DESCRIBE').split()[0]}"
 PV = "${@d.getVar('PORTICO_DESCRIBE').split()[1]}"
 # nobranch: a release tag may be checked out, not only a branch head.
 SRC_URI = "${PORTICO_GIT_URL};nobranch=1"
+SRCREV = "${@d.getVar('PORTICO_DESCRIBE').split()[0]}"
 
 # The crates of Cargo.lock; regenerate with `python3 ci/yocto-crates.py --write`
 # (same output as `bitbake -c update_crates portico`).
