@@ -6,9 +6,10 @@
 #     DEBARCH: amd64, arm64 or armhf (must match the binary); V: a Debian version (0.1.0,
 #     0.1.0-1); DIR: where portico_V_DEBARCH.deb goes (default target/deb). Prints its path.
 #
-# It installs the same files as every other way of installing portico: /usr/bin/portico, the
-# units of systemd/ (system and user), everything under rootfs-overlay/ laid onto / (files
-# under /etc become conffiles), plus copyright and changelog. The maintainer scripts are
+# It installs the same files as every other way of installing portico (ci/layer-builds.sh
+# compares them): /usr/bin/portico, the units of systemd/ (system and user) and the user
+# preset, everything under rootfs-overlay/ laid onto / (files under /etc become
+# conffiles), plus copyright and changelog. The maintainer scripts are
 # packaging/scriptlets/portico-maint.sh, pasted whole, with one call line each.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,7 +23,7 @@ while [ $# -gt 0 ]; do
         --arch) arch=${2:?--arch needs amd64, arm64 or armhf}; shift 2 ;;
         --version) version=${2:?--version needs a version}; shift 2 ;;
         --out) out=${2:?--out needs a directory}; shift 2 ;;
-        -h | --help) sed -n '2,13p' "$0"; exit 0 ;;
+        -h | --help) sed -n '2,14p' "$0"; exit 0 ;;
         *) die "unknown argument $1 (see --help)" ;;
     esac
 done
@@ -77,6 +78,8 @@ done
 for unit in systemd/user/*; do
     install -D -m 0644 "$unit" "$root/usr/lib/systemd/user/${unit##*/}"
 done
+# Keeps the user units off for an image built with `systemctl --global preset-all`.
+install -D -m 0644 -t "$root/usr/lib/systemd/user-preset" systemd/user-preset/*
 # The overlay as it is: directories 0755, files keep their executable bit or get 0644.
 (cd rootfs-overlay && find . -type f -print0) | while IFS= read -r -d '' f; do
     mode=0644

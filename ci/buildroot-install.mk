@@ -10,4 +10,7 @@ include $(BR2_EXTERNAL_PORTICO_PATH)/package/portico/portico.mk
 install:
 	$(PORTICO_INSTALL_ROOTFS_OVERLAY)
 	$(if $(filter systemd,$(INIT)),$(PORTICO_INSTALL_INIT_SYSTEMD),$(PORTICO_INSTALL_INIT_SYSV))
-.PHONY: install
+# What portico.mk adds to the environment of cargo build and cargo install.
+cargo-env:
+	@echo $(PORTICO_CARGO_ENV)
+.PHONY: install cargo-env

@@ -4,13 +4,26 @@
 #
 ################################################################################
 
-# Built from a pinned commit of the git repository this external tree sits in, fetched
-# with git rather than used as a local directory: Buildroot vendors the crates when it
-# downloads the source, and the build runs offline. A clone published elsewhere can point
-# PORTICO_SITE at its URL. To build a working tree, see PORTICO_OVERRIDE_SRCDIR in the README.
-PORTICO_VERSION = 3db8ee0e37fbc015cc82496b17b173012b860dab
+# Built from the commit checked out in the clone this external tree is a directory of,
+# fetched with git rather than used as a local directory: Buildroot vendors the crates
+# when it downloads the source, and the build runs offline. Check out a release tag or main
+# and build: no revision is pinned here, so nothing can fall behind. ci/version.sh prints
+# that commit and the version baked into the binary (/api/status), the same as the Yocto
+# package's. A clone published elsewhere can point PORTICO_SITE at its URL. To build a
+# working tree, see PORTICO_OVERRIDE_SRCDIR in the README.
+PORTICO_DESCRIBE := $(shell sh $(BR2_EXTERNAL_PORTICO_PATH)/../ci/version.sh $(BR2_EXTERNAL_PORTICO_PATH)/.. 2>&1)
+ifeq ($(BR2_PACKAGE_PORTICO),y)
+ifneq ($(words $(PORTICO_DESCRIBE)),2)
+$(error portico: $(PORTICO_DESCRIBE))
+endif
+endif
+PORTICO_VERSION = $(word 1,$(PORTICO_DESCRIBE))
 PORTICO_SITE = file://$(BR2_EXTERNAL_PORTICO_PATH)/..
 PORTICO_SITE_METHOD = git
+# The tarball of a commit (its tree and vendored crates) has no hash to pin in advance:
+# the commit itself names the tree, and cargo checks every crate against Cargo.lock.
+BR_NO_CHECK_HASH_FOR += $(PORTICO_SOURCE)
+PORTICO_CARGO_ENV = PORTICO_VERSION=$(word 2,$(PORTICO_DESCRIBE))
 PORTICO_LICENSE = MIT or Apache-2.0
 PORTICO_LICENSE_FILES = LICENSE
 # The crate is app/ in a Cargo workspace.
@@ -29,6 +42,8 @@ define PORTICO_INSTALL_INIT_SYSTEMD
 		$(@D)/systemd/portico.socket $(@D)/systemd/portico.service
 	$(INSTALL) -D -m 0644 -t $(TARGET_DIR)/usr/lib/systemd/user \
 		$(@D)/systemd/user/portico.socket $(@D)/systemd/user/portico.service
+	$(INSTALL) -D -m 0644 $(@D)/systemd/user-preset/50-portico.preset \
+		$(TARGET_DIR)/usr/lib/systemd/user-preset/50-portico.preset
 	$(INSTALL) -D -m 0644 $(PORTICO_PKGDIR)/50-portico.preset \
 		$(TARGET_DIR)/usr/lib/systemd/system-preset/50-portico.preset
 endef

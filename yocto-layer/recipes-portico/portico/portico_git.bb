@@ -8,27 +8,47 @@ SECTION = "net"
 LICENSE = "${@'Apache-2.0 OR MIT' if 'blacksail' in d.getVar('LAYERSERIES_CORENAMES').split() else 'MIT | Apache-2.0'}"
 LIC_FILES_CHKSUM = "file://LICENSE;md5=c191f2ec6111e5e485ece64170db6c4d"
 
-# Where the source comes from. There is no public repository yet, so by default the
-# recipe fetches from the git clone this layer sits in (yocto-layer/ is a directory of
-# the portico repository). Set PORTICO_GIT_URL to your own mirror when the layer lives
-# elsewhere, e.g. in local.conf or kas:
-#   PORTICO_GIT_URL = "git://git.example.com/portico.git;protocol=https"
-# To build a working tree instead (no commit needed), see "externalsrc" in ../../README.
+# What is built: the commit checked out in the portico clone this layer is a directory of
+# (yocto-layer/), fetched with git from that clone, with the crates of that commit's
+# Cargo.lock (portico-crates.inc, from the same commit). Check out a release tag or main
+# and build: no revision is pinned here, so nothing can fall behind. Uncommitted changes
+# are not built (see "externalsrc" in ../../README to build a working tree).
+# PORTICO_GIT_URL may name another copy of the repository that has the commit.
 PORTICO_REPO_DIR = "${@os.path.abspath(os.path.join(d.getVar('THISDIR'), '..', '..', '..'))}"
 PORTICO_GIT_URL ??= "git://${PORTICO_REPO_DIR};protocol=file"
-PORTICO_GIT_BRANCH ??= "main"
 
-PV .= "+git"
-SRC_URI = "${PORTICO_GIT_URL};branch=${PORTICO_GIT_BRANCH}"
-# Pinned: bitbake resolves AUTOREV over the network at parse time, and the crate list
-# below is the one of this revision's Cargo.lock (ci/yocto-crates.py checks both agree).
-SRCREV = "6dac5dc4a60965789a155dd679d4d16519463e11"
+# "COMMIT VERSION" from ci/version.sh of the clone, read once per parse. The version is
+# <Cargo.toml version>.<commits in the history>.g<hash>: it sorts by release, then by
+# commit, with or without a PR server, and has no "+", so oe-core adds no AUTOINC to it.
+def portico_describe(d):
+    import subprocess
+    repo = d.getVar("PORTICO_REPO_DIR")
+    run = subprocess.run(["sh", os.path.join(repo, "ci", "version.sh"), repo],
+                         capture_output=True, text=True)
+    if run.returncode:
+        bb.fatal("portico: cannot tell which commit to build: %s" % run.stderr.strip())
+    return run.stdout.strip()
+PORTICO_DESCRIBE := "${@portico_describe(d)}"
+# Parse again on every run, so that a new checkout is what gets built (bitbake does the
+# same for AUTOREV); a bitbake variable that oelint does not know:
+# nooelint: oelint.vars.mispell.unknown
+BB_DONT_CACHE = "1"
+
+PV = "${@d.getVar('PORTICO_DESCRIBE').split()[1]}"
+# nobranch: a release tag may be checked out, not only a branch head.
+SRC_URI = "${PORTICO_GIT_URL};nobranch=1"
+SRCREV = "${@d.getVar('PORTICO_DESCRIBE').split()[0]}"
 
 # The crates of Cargo.lock; regenerate with `python3 ci/yocto-crates.py --write`
 # (same output as `bitbake -c update_crates portico`).
 require ${BPN}-crates.inc
 
-inherit cargo cargo-update-recipe-crates systemd
+inherit cargo cargo-update-recipe-crates systemd features_check
+
+# portico is started by socket activation (portico.socket); systemd.bbclass drops the
+# units on a distro without systemd, where nothing would start it. Such a distro skips
+# the recipe with this reason rather than building a package that never runs.
+REQUIRED_DISTRO_FEATURES = "systemd"
 
 # S is left at the default ${UNPACKDIR}/${BP}, where the git fetcher unpacks
 # (BB_GIT_DEFAULT_DESTSUFFIX) on every release in LAYERSERIES_COMPAT; the workspace
@@ -38,13 +58,15 @@ inherit cargo cargo-update-recipe-crates systemd
 # the debug symbols in portico-dbg, and fails the already-stripped QA check otherwise.
 export CARGO_PROFILE_RELEASE_STRIP = "false"
 
-# Same version string in `portico --version` and /api/status as in the package.
+# Same version in `portico --version` and /api/status as in the package (PV).
 export PORTICO_VERSION = "${PV}"
 
 do_install:append() {
     install -d ${D}${systemd_system_unitdir} ${D}${systemd_user_unitdir}
     install -m 0644 ${S}/systemd/portico.socket ${S}/systemd/portico.service ${D}${systemd_system_unitdir}/
     install -m 0644 ${S}/systemd/user/portico.socket ${S}/systemd/user/portico.service ${D}${systemd_user_unitdir}/
+    # Keeps the user units off when the image build runs `systemctl --global preset-all`.
+    install -D -m 0644 ${S}/systemd/user-preset/50-portico.preset ${D}${systemd_unitdir}/user-preset/50-portico.preset
     # rootfs-overlay/ is laid onto / as it is (today: /etc/portico/portico.toml).
     cp -R --no-preserve=ownership ${S}/rootfs-overlay/. ${D}/
 }
@@ -88,15 +110,15 @@ python portico_scriptlets() {
 }
 PACKAGESPLITFUNCS =+ "portico_scriptlets"
 
-# systemd.bbclass would also write a user preset because a user unit of the same name
-# exists, and `systemctl --global preset-all` at rootfs time would then start portico in
-# every user session. The user units are opt-in (`systemctl --user enable portico.socket`).
+# systemd.bbclass also writes a user preset, 98-portico.preset, "enable portico.socket",
+# because a user unit of that name exists. 50-portico.preset (above) comes first and
+# disables both user units, so that one would not count; it is removed all the same so
+# that the package says one thing. The user units are opt-in:
+# `systemctl --user enable portico.socket`.
 # populate_packages runs after systemd_populate_packages has written the presets into PKGD.
 python populate_packages:prepend() {
-    preset_dir = oe.path.join(d.getVar("PKGD"), d.getVar("systemd_unitdir"), "user-preset")
-    preset = os.path.join(preset_dir, "98-%s.preset" % d.getVar("PN"))
+    preset = oe.path.join(d.getVar("PKGD"), d.getVar("systemd_unitdir"), "user-preset",
+                          "98-%s.preset" % d.getVar("PN"))
     if os.path.exists(preset):
         os.remove(preset)
-        if not os.listdir(preset_dir):
-            os.rmdir(preset_dir)
 }

@@ -1,0 +1,207 @@
+#!/usr/bin/env python3
+"""What each way of installing portico puts on a device, compared; run by ci/layer-builds.sh.
+
+  ci/install-sets.py yocto-install S B D
+      runs the Yocto recipe's install as bitbake would: cargo.bbclass's cargo_do_install
+      (every executable in ${B}/target/<triple>/release to ${bindir}), then the recipe's own
+      do_install:append, in sh -e with umask 022 and the paths oe-core's bitbake.conf gives
+      a usrmerge distro (systemd needs usrmerge). A ${VAR} it does not know fails.
+  ci/install-sets.py compare NAME=DIR...
+      lists each tree (path, mode, sha256) and fails with the differences. The binary is
+      built differently for each (its content differs); everything else comes from the
+      source tree and must be the same bytes with the same mode. The few files only one
+      path installs are listed below with the reason.
+  ci/install-sets.py presets DIR
+      does to a copy of DIR what oe-core does at rootfs time, after adding the presets
+      systemd.bbclass writes into the package: `systemctl --preset-mode=enable-only
+      preset-all`, plain and --global. Only portico.socket may end up enabled, and no user
+      unit. Then once more without the user preset of the tree, which must enable the user
+      units: the check can tell.
+"""
+import hashlib
+import os
+import re
+import shutil
+import stat
+import subprocess
+import sys
+import tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RECIPE_GLOB = "yocto-layer/recipes-portico/portico"
+BINARY = "usr/bin/portico"
+
+# oe-core meta/conf/bitbake.conf, usrmerge in DISTRO_FEATURES (checked with `bitbake -e
+# portico` on whinlatter, wrynose and master).
+OE_PATHS = {
+    "prefix": "/usr",
+    "exec_prefix": "/usr",
+    "bindir": "/usr/bin",
+    "sysconfdir": "/etc",
+    "nonarch_base_libdir": "/usr/lib",
+    "nonarch_libdir": "/usr/lib",
+    "systemd_unitdir": "/usr/lib/systemd",
+    "systemd_system_unitdir": "/usr/lib/systemd/system",
+    "systemd_user_unitdir": "/usr/lib/systemd/user",
+}
+
+# Files that only one way installs, and why. Anything else that differs fails.
+ONLY_IN = {
+    "deb": {
+        "usr/share/doc/portico/copyright": "Debian policy: every package has one",
+        "usr/share/doc/portico/changelog.gz": "Debian policy: every package has one",
+        "usr/share/lintian/overrides/portico": "read by lintian only",
+    },
+    "buildroot": {
+        "usr/lib/systemd/system-preset/50-portico.preset":
+            "Buildroot has no package scripts: its preset-all enables portico.socket "
+            "(the .deb's postinst and the preset systemd.bbclass writes at packaging do that)",
+    },
+    "yocto": {},
+}
+
+
+def recipe():
+    hits = [f for f in os.listdir(os.path.join(ROOT, RECIPE_GLOB)) if re.match(r"portico_.*\.bb$", f)]
+    if len(hits) != 1:
+        sys.exit(f"expected one portico_*.bb in {RECIPE_GLOB}, found {hits}")
+    with open(os.path.join(ROOT, RECIPE_GLOB, hits[0])) as f:
+        return f.read()
+
+
+def expand(text, variables, what):
+    def one(m):
+        if m.group(1) not in variables:
+            sys.exit(f"{what} uses ${{{m.group(1)}}}, which ci/install-sets.py does not set; "
+                     "add its value as oe-core sets it (bitbake -e portico | grep ^NAME=)")
+        return variables[m.group(1)]
+    return re.sub(r"\$\{([A-Za-z0-9_]+)\}", one, text)
+
+
+def yocto_install(src, build, dest):
+    text = recipe()
+    m = re.search(r"^do_install:append\(\) \{\n(.*?)^\}", text, re.M | re.S)
+    if not m:
+        sys.exit("no do_install:append() { ... } in the recipe")
+    variables = dict(OE_PATHS, S=src, B=build, D=dest)
+    # cargo.bbclass's cargo_do_install, for a binary crate (no libraries, no examples).
+    release = os.path.join(build, "target", "aarch64-unknown-linux-gnu", "release")
+    installed = 0
+    for name in sorted(os.listdir(release)):
+        path = os.path.join(release, name)
+        if os.path.isfile(path) and os.access(path, os.X_OK):
+            os.makedirs(dest + OE_PATHS["bindir"], exist_ok=True)
+            shutil.copy(path, dest + OE_PATHS["bindir"])
+            os.chmod(os.path.join(dest + OE_PATHS["bindir"], name), 0o755)
+            installed += 1
+    if not installed:
+        sys.exit(f"cargo_do_install would fail: no executable in {release}")
+    body = expand(m.group(1), variables, "do_install:append")
+    run = subprocess.run(["sh", "-e", "-x", "-c", "umask 022\n" + body], cwd=build,
+                         capture_output=True, text=True)
+    if run.returncode:
+        sys.exit(f"the recipe's do_install:append failed:\n{run.stderr}")
+
+
+def listing(top):
+    """{path: (mode, sha256 or None for the binary, or the link target)}."""
+    out = {}
+    for dirpath, _, files in os.walk(top):
+        for name in files:
+            full = os.path.join(dirpath, name)
+            rel = os.path.relpath(full, top)
+            st = os.lstat(full)
+            if stat.S_ISLNK(st.st_mode):
+                out[rel] = ("link", os.readlink(full))
+                continue
+            digest = None
+            if rel != BINARY:
+                with open(full, "rb") as f:
+                    digest = hashlib.sha256(f.read()).hexdigest()
+            out[rel] = (oct(stat.S_IMODE(st.st_mode)), digest)
+    return out
+
+
+def compare(trees):
+    lists = {name: listing(path) for name, path in trees.items()}
+    paths = sorted(set().union(*lists.values()))
+    problems = []
+    for path in paths:
+        have = {name: lst.get(path) for name, lst in lists.items()}
+        present = [n for n, v in have.items() if v]
+        if len(present) == 1 and path in ONLY_IN.get(present[0], {}):
+            continue
+        if len(present) != len(lists) or len(set(have.values())) != 1:
+            problems.append(path + ":\n" + "".join(
+                f"    {n:10} {v[0] + ' ' + (v[1] or '(built)')[:16] if v else 'not installed'}\n"
+                for n, v in have.items()))
+    for name, extras in ONLY_IN.items():
+        for path in extras:
+            if name in lists and path not in lists[name]:
+                problems.append(f"{path}: listed as installed by {name} only, but {name} does not install it")
+    if problems:
+        print("The ways of installing portico differ:\n" + "".join(problems), file=sys.stderr)
+        return 1
+    common = len(paths) - sum(len(v) for v in ONLY_IN.values())
+    print(f"PASS install sets: {', '.join(trees)} install the same {common} files "
+          f"(path, mode, content; the binary by path and mode), "
+          f"plus {', '.join(f'{n} {len(v)}' for n, v in ONLY_IN.items() if v)} of their own")
+    return 0
+
+
+def enabled(root):
+    return sorted(os.path.relpath(os.path.join(dp, f), root)
+                  for dp, _, fs in os.walk(os.path.join(root, "etc", "systemd")) for f in fs
+                  if "portico" in f)
+
+
+def preset_all(tree, drop_user_preset=False):
+    with tempfile.TemporaryDirectory() as tmp:
+        root = os.path.join(tmp, "root")
+        shutil.copytree(tree, root, symlinks=True)
+        # What systemd.bbclass adds at packaging for SYSTEMD_SERVICE = "portico.socket",
+        # SYSTEMD_AUTO_ENABLE = "enable": a 98-<pkg>.preset for the system units and, since
+        # user units of that name exist, one for the user units.
+        for kind in ("system", "user"):
+            path = os.path.join(root, "usr/lib/systemd", f"{kind}-preset", "98-portico.preset")
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "a") as f:
+                f.write("enable portico.socket\n")
+        if drop_user_preset:
+            os.remove(os.path.join(root, "usr/lib/systemd/user-preset/50-portico.preset"))
+        for extra in ([], ["--global"]):
+            subprocess.run(["systemctl", f"--root={root}", *extra, "--preset-mode=enable-only",
+                            "preset-all"], check=True, capture_output=True)
+        return enabled(root)
+
+
+def presets(tree):
+    want = ["etc/systemd/system/sockets.target.wants/portico.socket"]
+    got = preset_all(tree)
+    if got != want:
+        print(f"FAIL presets: oe-core's rootfs preset-all enables {got}, want only {want}", file=sys.stderr)
+        return 1
+    control = preset_all(tree, drop_user_preset=True)
+    if not any(p.startswith("etc/systemd/user/") for p in control):
+        print(f"FAIL presets: without the user preset preset-all --global still enables no user "
+              f"unit ({control}); this check cannot tell, look at systemctl's defaults", file=sys.stderr)
+        return 1
+    print(f"PASS presets: systemctl [--global] --preset-mode=enable-only preset-all enables only "
+          f"{want[0]}; without user-preset/50-portico.preset it would enable "
+          f"{', '.join(p for p in control if '/user/' in p)}")
+    return 0
+
+
+def main(argv):
+    if len(argv) == 5 and argv[1] == "yocto-install":
+        yocto_install(*argv[2:])
+        return 0
+    if len(argv) >= 3 and argv[1] == "compare":
+        return compare(dict(a.split("=", 1) for a in argv[2:]))
+    if len(argv) == 3 and argv[1] == "presets":
+        return presets(argv[2])
+    sys.exit(__doc__)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
