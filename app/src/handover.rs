@@ -5,10 +5,12 @@
 //! socket units give for free, for BusyBox init's `S50portico restart` and for a binary
 //! upgraded in place.
 
-use std::ffi::OsString;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::os::unix::process::CommandExt;
+use std::ffi::{CString, OsString};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
+
+use nix::fcntl::{FcntlArg, fcntl};
+use nix::unistd::execve;
 
 use crate::activation::{HTTPS_NAME, Listener, SocketInfo};
 
@@ -33,45 +35,53 @@ impl Handover {
         Ok(Handover { sockets })
     }
 
-    /// Replaces this process with portico again; returns only if that failed.
+    /// Replaces this process with portico again; returns only if that failed. Runs after
+    /// the runtime has stopped, on the one thread left.
     pub fn exec(self) -> std::io::Error {
-        let program = match current_program() {
-            Ok(program) => program,
-            Err(e) => return e,
-        };
-        let names: Vec<&str> = self.sockets.iter().map(|(_, name)| name.as_str()).collect();
-        let raw: Vec<RawFd> = self.sockets.iter().map(|(fd, _)| fd.as_raw_fd()).collect();
-        // Above every descriptor the new program is to find, so that placing one cannot
-        // overwrite another.
-        let high = raw.len() as RawFd + 3;
-        let mut command = std::process::Command::new(program);
-        command
-            .args(std::env::args_os().skip(1))
-            .env("LISTEN_FDS", raw.len().to_string())
-            .env("LISTEN_PID", std::process::id().to_string())
-            .env("LISTEN_FDNAMES", names.join(":"));
-        // dup2 leaves the copies at 3, 4, ... open across exec; the others close.
-        // SAFETY: only async-signal-safe calls (fcntl, dup2) between here and exec.
-        unsafe {
-            command.pre_exec(move || {
-                let mut moved = Vec::with_capacity(raw.len());
-                for fd in &raw {
-                    let copy = nix::libc::fcntl(*fd, nix::libc::F_DUPFD_CLOEXEC, high);
-                    if copy == -1 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                    moved.push(copy);
-                }
-                for (i, fd) in moved.iter().enumerate() {
-                    if nix::libc::dup2(*fd, 3 + i as RawFd) == -1 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                }
-                Ok(())
-            });
+        match self.try_exec() {
+            Err(e) => e,
         }
-        let _keep_open_until_exec = self.sockets;
-        command.exec()
+    }
+
+    fn try_exec(self) -> Result<std::convert::Infallible, std::io::Error> {
+        use std::os::unix::ffi::OsStrExt;
+        let cstring = |bytes: &[u8]| CString::new(bytes).map_err(std::io::Error::other);
+        let program = cstring(current_program()?.as_os_str().as_bytes())?;
+        let args: Vec<CString> =
+            std::env::args_os().map(|arg| cstring(arg.as_bytes())).collect::<Result<_, _>>()?;
+        let names: Vec<&str> = self.sockets.iter().map(|(_, name)| name.as_str()).collect();
+        let ours = [
+            format!("LISTEN_FDS={}", self.sockets.len()),
+            format!("LISTEN_PID={}", std::process::id()),
+            format!("LISTEN_FDNAMES={}", names.join(":")),
+        ];
+        let mut env: Vec<CString> = std::env::vars_os()
+            .filter(|(key, _)| !key.as_bytes().starts_with(b"LISTEN_"))
+            .map(|(key, value)| cstring(&[key.as_bytes(), b"=", value.as_bytes()].concat()))
+            .collect::<Result<_, _>>()?;
+        for var in ours {
+            env.push(cstring(var.as_bytes())?);
+        }
+        // Copies above every number the new program is to find, so placing one cannot
+        // overwrite another; then 3, 4, ..., which dup2 leaves open across exec.
+        let high = self.sockets.len() as RawFd + 3;
+        let moved: Vec<OwnedFd> = self
+            .sockets
+            .iter()
+            .map(|(fd, _)| {
+                let copy = fcntl(fd, FcntlArg::F_DUPFD_CLOEXEC(high))?;
+                // SAFETY: F_DUPFD_CLOEXEC returned a new descriptor that nothing else owns.
+                Ok(unsafe { OwnedFd::from_raw_fd(copy) })
+            })
+            .collect::<nix::Result<_>>()?;
+        for (i, fd) in moved.iter().enumerate() {
+            // SAFETY: 3 + i is free to take over: the runtime, which owned descriptors
+            // there, has stopped, and every socket to keep is in `moved`.
+            if unsafe { nix::libc::dup2(fd.as_raw_fd(), 3 + i as RawFd) } == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+        }
+        Ok(execve(&program, &args, &env)?)
     }
 }
 

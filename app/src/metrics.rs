@@ -41,33 +41,35 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 /// The exposition, version 0.0.4.
 pub fn render(status: &Status, stats: Stats, totals: Totals) -> String {
     let mut out = String::with_capacity(4096);
-    let mut family = |name: &str, kind: &str, help: &str, samples: &[(String, f64)]| {
+    // Values are written as the integers or fixed decimals they are, which also keeps the
+    // float parser out of the binary.
+    let mut family = |name: &str, kind: &str, help: &str, samples: &[(String, String)]| {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
         for (labels, value) in samples {
             let _ = writeln!(out, "{name}{labels} {value}");
         }
     };
-    let one = |value: f64| [(String::new(), value)];
+    let one = |value: String| [(String::new(), value)];
 
     if let Some(boot) = boot_time() {
-        family("node_boot_time_seconds", "gauge", "Node boot time, in unixtime.", &one(boot as f64));
+        family("node_boot_time_seconds", "gauge", "Node boot time, in unixtime.", &one(boot.to_string()));
     }
     let [load1, load5, load15] = status.load;
-    family("node_load1", "gauge", "1m load average.", &one(load1));
-    family("node_load5", "gauge", "5m load average.", &one(load5));
-    family("node_load15", "gauge", "15m load average.", &one(load15));
+    family("node_load1", "gauge", "1m load average.", &one(format!("{load1:.2}")));
+    family("node_load5", "gauge", "5m load average.", &one(format!("{load5:.2}")));
+    family("node_load15", "gauge", "15m load average.", &one(format!("{load15:.2}")));
     let memory = &status.memory;
     family(
         "node_memory_MemTotal_bytes",
         "gauge",
         "Memory information field MemTotal_bytes.",
-        &one(memory.total_bytes as f64),
+        &one(memory.total_bytes.to_string()),
     );
     family(
         "node_memory_MemAvailable_bytes",
         "gauge",
         "Memory information field MemAvailable_bytes.",
-        &one(memory.available_bytes as f64),
+        &one(memory.available_bytes.to_string()),
     );
     let root = filesystem_labels();
     let fs = &status.root_filesystem;
@@ -75,49 +77,54 @@ pub fn render(status: &Status, stats: Stats, totals: Totals) -> String {
         "node_filesystem_size_bytes",
         "gauge",
         "Filesystem size in bytes.",
-        &[(root.clone(), fs.total_bytes as f64)],
+        &[(root.clone(), fs.total_bytes.to_string())],
     );
     family(
         "node_filesystem_avail_bytes",
         "gauge",
         "Filesystem space available to non-root users in bytes.",
-        &[(root, fs.available_bytes as f64)],
+        &[(root, fs.available_bytes.to_string())],
     );
 
     family(
         "portico_build_info",
         "gauge",
         "portico's version, as a label; the value is always 1.",
-        &[(format!("{{version=\"{}\"}}", escape(status.portico.version)), 1.0)],
+        &[(format!("{{version=\"{}\"}}", escape(status.portico.version)), "1".to_owned())],
     );
-    let classes: Vec<(String, f64)> = (1..=5)
-        .map(|class| (format!("{{code=\"{class}xx\"}}"), totals.responses_by_class[class - 1] as f64))
+    let classes: Vec<(String, String)> = (1..=5)
+        .map(|class| (format!("{{code=\"{class}xx\"}}"), totals.responses_by_class[class - 1].to_string()))
         .collect();
     family("portico_http_responses_total", "counter", "HTTP responses sent, by status class.", &classes);
-    family("portico_connections_open", "gauge", "Connections open now.", &one(stats.open_connections as f64));
+    family(
+        "portico_connections_open",
+        "gauge",
+        "Connections open now.",
+        &one(stats.open_connections.to_string()),
+    );
     family(
         "portico_connections_accepted_total",
         "counter",
         "Connections accepted.",
-        &one(stats.connections_accepted as f64),
+        &one(stats.connections_accepted.to_string()),
     );
     family(
         "portico_connections_evicted_total",
         "counter",
         "Idle connections closed to make room at max_connections.",
-        &one(totals.connections_evicted as f64),
+        &one(totals.connections_evicted.to_string()),
     );
     family(
         "portico_tls_handshakes_total",
         "counter",
         "TLS handshakes completed.",
-        &one(totals.tls_handshakes as f64),
+        &one(totals.tls_handshakes.to_string()),
     );
     family(
         "portico_tls_handshake_failures_total",
         "counter",
         "TLS handshakes that failed, timed out or were evicted.",
-        &one(totals.tls_handshake_failures as f64),
+        &one(totals.tls_handshake_failures.to_string()),
     );
     if let Some((cpu, rss)) = process_usage() {
         family(
@@ -154,15 +161,18 @@ fn filesystem_labels() -> String {
 }
 
 /// CPU seconds (user and system) and resident bytes, from /proc/self/stat.
-fn process_usage() -> Option<(f64, f64)> {
+fn process_usage() -> Option<(String, String)> {
     let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
     // Fields after the command name, which is in parentheses and may contain spaces.
     let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-    let number = |i: usize| fields.get(i)?.parse::<f64>().ok();
+    let number = |i: usize| fields.get(i)?.parse::<u64>().ok();
     let ticks = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK).ok()??;
     let page = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE).ok()??;
     // utime and stime are fields 14 and 15 of proc(5), rss field 24: 11, 12 and 21 here.
-    Some(((number(11)? + number(12)?) / ticks as f64, number(21)? * page as f64))
+    let (ticks, page) = (u64::try_from(ticks).ok()?.max(1), u64::try_from(page).ok()?);
+    let cpu = number(11)? + number(12)?;
+    let seconds = format!("{}.{:02}", cpu / ticks, cpu % ticks * 100 / ticks);
+    Some((seconds, (number(21)? * page).to_string()))
 }
 
 /// A label value as the exposition format wants it.

@@ -10,7 +10,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, Request, StatusCode, header};
-use axum::response::{Html, IntoResponse, Json, Response};
+use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 
 use crate::metrics;
@@ -116,7 +116,12 @@ async fn page(_: MayView, State(state): State<Arc<AppState>>) -> Response {
 }
 
 async fn api_status(_: MayView, State(state): State<Arc<AppState>>) -> Response {
-    ([(header::CACHE_CONTROL, "no-store")], Json(collect(&state))).into_response()
+    // serde_json directly: axum's Json would bring its request-body parser for nothing.
+    match serde_json::to_vec(&collect(&state)) {
+        Ok(json) => ([(header::CONTENT_TYPE, "application/json"), (header::CACHE_CONTROL, "no-store")], json)
+            .into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response(),
+    }
 }
 
 async fn healthz(State(state): State<Arc<AppState>>) -> Response {
