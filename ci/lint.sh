@@ -10,6 +10,9 @@
 #      dpkg sets DPKG_ROOT, so the scripts only enable/disable; the live half (start,
 #      try-restart under a stream of requests) is the QEMU upgrade test's (ci/qemu-test.sh).
 #      The rpm and opkg argument conventions are run the same way, with Yocto's $D.
+#   4. The same scriptlet "live" (as where systemd is PID 1, in a private mount namespace),
+#      with a systemctl that records its calls: which units each step starts, stops and
+#      resets, in which order (an upgrade revives a failed socket and never stops it).
 # Run ci/cross-build.sh first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -138,6 +141,68 @@ t_opkg() {
 }
 check "rpm conventions (\$1 counts): install enables, upgrade keeps, erase disables" t_rpm
 check "opkg conventions: upgrade keeps the socket, remove disables, purge clears state" t_opkg
+
+# --- 4. maintainer scripts, live: what they ask of systemd where it is PID 1
+# The scriptlet takes /run/systemd/system for "systemd runs this machine"; a private mount
+# namespace gives it one. systemctl is a recorder there: it logs its arguments and keeps
+# the one fact the scriptlet asks about (is portico.socket enabled). What those calls do to
+# a real systemd is the QEMU test's part (a failed socket revived by an upgrade, there).
+mkdir -p "$tmp/bin"
+cat >"$tmp/bin/systemctl" <<'EOF'
+#!/bin/sh
+echo "$*" >>"$SYSTEMCTL_LOG"
+case $1 in
+    enable) touch "$SYSTEMCTL_LOG.enabled" ;;
+    disable) rm -f "$SYSTEMCTL_LOG.enabled" ;;
+    is-enabled) [ -e "$SYSTEMCTL_LOG.enabled" ] ;;
+esac
+EOF
+chmod +x "$tmp/bin/systemctl"
+ns=(unshare --mount)
+[ "$(id -u)" -eq 0 ] || ns+=(--map-root-user)
+# live ENABLED [VAR=VALUE...] SCRIPT ARGS...: runs one maintainer script with portico.socket
+# enabled (yes) or not, and prints the systemctl calls that change something, one a line.
+live() {
+    local log=$tmp/systemctl.log enabled=$1 vars=()
+    rm -f "$log" "$log.enabled"
+    [ "$enabled" = no ] || touch "$log.enabled"
+    shift
+    while [[ $1 == *=* ]]; do vars+=("$1"); shift; done
+    echo "## live, portico.socket enabled: $enabled: ${vars[*]} $*" >>"$tmp/dpkg.log"
+    env SYSTEMCTL_LOG="$log" PATH="$tmp/bin:$PATH" "${vars[@]}" "${ns[@]}" sh -c \
+        'mount -t tmpfs tmpfs /run && mkdir -p /run/systemd/system &&
+         . packaging/scriptlets/portico-maint.sh && portico_maint "$@"' sh "$@" >>"$tmp/dpkg.log" 2>&1
+    grep -v '^is-enabled' "$log" 2>/dev/null | tee -a "$tmp/dpkg.log" || true
+}
+upgrade_calls=$'daemon-reload\nreset-failed portico.socket portico.service\nstart portico.socket\ntry-restart portico.service'
+t_live_upgrade() {
+    [ "$(live yes DPKG_MAINTSCRIPT_PACKAGE=portico postinst configure 0.0.1)" = "$upgrade_calls" ] &&
+        [ "$(live yes postinst 2)" = "$upgrade_calls" ] &&       # rpm %post 2
+        [ "$(live yes postinst configure)" = "$upgrade_calls" ] # opkg, socket enabled before
+}
+t_live_disabled() {
+    [ "$(live no DPKG_MAINTSCRIPT_PACKAGE=portico postinst configure 0.0.1)" = \
+        $'daemon-reload\nreset-failed portico.socket portico.service\ntry-restart portico.service' ]
+}
+t_live_old_prerm() { # the old package's scripts on an upgrade
+    [ -z "$(live yes DPKG_MAINTSCRIPT_PACKAGE=portico prerm upgrade 9.9)" ] &&
+        [ -z "$(live yes prerm 1)" ] && [ -z "$(live yes postrm 1)" ] &&
+        [ -z "$(live yes prerm upgrade 9.9)" ] && [ -z "$(live yes postrm upgrade 9.9)" ]
+}
+t_live_install() {
+    [ "$(live no DPKG_MAINTSCRIPT_PACKAGE=portico postinst configure)" = \
+        $'enable portico.socket\ndaemon-reload\nstart portico.socket' ]
+}
+t_live_remove() {
+    [ "$(live yes DPKG_MAINTSCRIPT_PACKAGE=portico prerm remove)" = \
+        $'stop portico.socket portico.service\ndisable portico.socket portico.service\n--global disable portico.socket' ]
+}
+check "live upgrade (dpkg, rpm, opkg): daemon-reload, reset-failed, start portico.socket, try-restart portico.service" \
+    t_live_upgrade
+check "live upgrade with portico.socket disabled by the admin: the socket is not started" t_live_disabled
+check "live upgrade: the old package's prerm/postrm (dpkg, rpm, opkg) call no systemctl" t_live_old_prerm
+check "live install: enable and start portico.socket only" t_live_install
+check "live remove: stop and disable both units" t_live_remove
 
 if [ "$failed" -gt "$failed_before" ]; then
     echo "--- dpkg and scriptlet log:"

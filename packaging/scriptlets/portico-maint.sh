@@ -27,13 +27,17 @@
 # What each step does, and why:
 #   install  enable portico.socket (WantedBy=sockets.target) and start it. portico.service
 #            is started by the first connection, so it is not started here.
-#   upgrade  daemon-reload (the unit files may have changed), then try-restart
-#            portico.service only: systemd, PID 1, keeps holding the listening socket, so
-#            connections queue in the kernel while the new binary starts and none is
-#            refused. The socket is never stopped or restarted on an upgrade (oe-core's
-#            systemd class would restart it, which closes the listener); so a changed
-#            portico.socket (say, ListenStream=) takes effect at the next boot, or at a
-#            `systemctl restart portico.socket` when dropping connections is acceptable.
+#   upgrade  daemon-reload (the unit files may have changed); reset-failed both units and
+#            start portico.socket if it is enabled: a no-op when it is listening, and it
+#            revives a socket that an older package's units left failed (a service that hit
+#            its start limit takes the socket down with it), so installing a fixed package
+#            is enough to bring port 80 back. Then try-restart portico.service: systemd,
+#            PID 1, keeps holding the listening socket, so connections queue in the kernel
+#            while the new binary starts and none is refused. The socket is never stopped or
+#            restarted on an upgrade (oe-core's systemd class would restart it, which closes
+#            the listener); so a changed portico.socket (say, ListenStream=) takes effect at
+#            the next boot, or at a `systemctl restart portico.socket` when dropping
+#            connections is acceptable.
 #   remove   stop and disable portico.socket and portico.service (the unit files are still
 #            there, which disable needs), and a global enable of the user units.
 #   removed  daemon-reload, so systemd forgets the units whose files are gone.
@@ -74,6 +78,11 @@ portico_step() {
         upgrade)
             if $live; then
                 portico_systemctl daemon-reload
+                portico_systemctl reset-failed portico.socket portico.service
+                # An admin who disabled the socket meant it: leave it stopped.
+                if systemctl is-enabled --quiet portico.socket; then
+                    portico_systemctl start portico.socket
+                fi
                 portico_systemctl try-restart portico.service
             fi
             ;;
