@@ -11,16 +11,8 @@ use common::*;
 
 #[test]
 fn an_added_page_is_served_over_http_and_https_with_everything_else() {
-    let (http, https) = (tcp_listener("127.0.0.1:0"), tcp_listener("127.0.0.1:0"));
-    let (http_addr, https_addr) = (http.local_addr().unwrap(), https.local_addr().unwrap());
-    let state = state_directory();
-    let portico = Portico::start()
-        .fd(http)
-        .fd(https)
-        .names("http:https")
-        .args(&["--state-directory", state.to_str().unwrap(), "--metrics-public", "--access-log"])
-        .args(&["--max-body-bytes", "16"])
-        .spawn();
+    let (portico, http_addr, https_addr) =
+        serve_both(&["--metrics-public", "--access-log", "--max-body-bytes", "16"]);
 
     let page = get(http_addr, "/hello");
     assert_eq!(page.status, 200);

@@ -59,6 +59,57 @@ fn finish_request(mut stream: TcpStream) -> Response {
     read_response(stream).unwrap()
 }
 
+/// Four clients sending requests one connection each until told to stop, counting
+/// answers and failures.
+struct Load {
+    stop: Arc<AtomicBool>,
+    ok: Arc<AtomicU64>,
+    failed: Arc<AtomicU64>,
+    clients: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Load {
+    fn start(addr: SocketAddr) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (ok, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+        let clients = (0..4)
+            .map(|_| {
+                let (stop, ok, failed) = (stop.clone(), ok.clone(), failed.clone());
+                std::thread::spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        let result = TcpStream::connect(addr).and_then(|s| {
+                            s.set_read_timeout(Some(PATIENCE))?;
+                            // Not /healthz: it answers 503 on purpose while an instance drains.
+                            request(s, "GET", "/api/status", "")
+                        });
+                        match result {
+                            Ok(r) if r.status == 200 => ok.fetch_add(1, Ordering::Relaxed),
+                            other => {
+                                eprintln!("failed: {:?}", other.map(|r| r.status));
+                                failed.fetch_add(1, Ordering::Relaxed)
+                            }
+                        };
+                    }
+                })
+            })
+            .collect();
+        Load { stop, ok, failed, clients }
+    }
+
+    fn served(&self) -> u64 {
+        self.ok.load(Ordering::Relaxed)
+    }
+
+    /// Stops the clients: (requests served, requests failed).
+    fn finish(self) -> (u64, u64) {
+        self.stop.store(true, Ordering::Relaxed);
+        for client in self.clients {
+            client.join().unwrap();
+        }
+        (self.ok.load(Ordering::Relaxed), self.failed.load(Ordering::Relaxed))
+    }
+}
+
 #[test]
 fn a_restart_refuses_no_connection() {
     let listener = tcp_listener("127.0.0.1:0");
@@ -66,29 +117,7 @@ fn a_restart_refuses_no_connection() {
     let mut portico = start_on(&listener, &[]);
     assert_eq!(get(addr, "/healthz").status, 200);
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let (ok, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
-    let clients: Vec<_> = (0..4)
-        .map(|_| {
-            let (stop, ok, failed) = (stop.clone(), ok.clone(), failed.clone());
-            std::thread::spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    let result = TcpStream::connect(addr).and_then(|s| {
-                        s.set_read_timeout(Some(PATIENCE))?;
-                        // Not /healthz: it answers 503 on purpose while an instance drains.
-                        request(s, "GET", "/api/status", "")
-                    });
-                    match result {
-                        Ok(r) if r.status == 200 => ok.fetch_add(1, Ordering::Relaxed),
-                        other => {
-                            eprintln!("failed: {:?}", other.map(|r| r.status));
-                            failed.fetch_add(1, Ordering::Relaxed)
-                        }
-                    };
-                }
-            })
-        })
-        .collect();
+    let load = Load::start(addr);
 
     for _ in 0..2 {
         std::thread::sleep(Duration::from_millis(500));
@@ -97,11 +126,7 @@ fn a_restart_refuses_no_connection() {
         portico = start_on(&listener, &[]);
     }
     std::thread::sleep(Duration::from_millis(500));
-    stop.store(true, Ordering::Relaxed);
-    for client in clients {
-        client.join().unwrap();
-    }
-    let (ok, failed) = (ok.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
+    let (ok, failed) = load.finish();
     println!("restart under load: {ok} requests served, {failed} failed");
     assert_eq!(failed, 0, "{failed} of {} requests failed across two restarts", ok + failed);
     assert!(ok > 20, "only {ok} requests went through");
@@ -194,43 +219,18 @@ fn sigusr2_restarts_in_place_and_refuses_no_connection() {
     assert_eq!(get(addr, "/healthz").status, 200);
     let pid = portico.pid();
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let (ok, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
-    let clients: Vec<_> = (0..4)
-        .map(|_| {
-            let (stop, ok, failed) = (stop.clone(), ok.clone(), failed.clone());
-            std::thread::spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    let result = TcpStream::connect(addr).and_then(|s| {
-                        s.set_read_timeout(Some(PATIENCE))?;
-                        request(s, "GET", "/api/status", "")
-                    });
-                    match result {
-                        Ok(r) if r.status == 200 => ok.fetch_add(1, Ordering::Relaxed),
-                        other => {
-                            eprintln!("failed: {:?}", other.map(|r| r.status));
-                            failed.fetch_add(1, Ordering::Relaxed)
-                        }
-                    };
-                }
-            })
-        })
-        .collect();
+    let load = Load::start(addr);
 
     for round in 1..=2 {
-        let served = ok.load(Ordering::Relaxed);
-        wait_until(|| ok.load(Ordering::Relaxed) > served + 20);
+        let served = load.served();
+        wait_until(|| load.served() > served + 20);
         portico.signal(Signal::SIGUSR2);
         // The new program says so in the log once it serves again.
         wait_until(|| portico.stderr().matches("serving sockets from systemd").count() == round);
     }
-    let served = ok.load(Ordering::Relaxed);
-    wait_until(|| ok.load(Ordering::Relaxed) > served + 20);
-    stop.store(true, Ordering::Relaxed);
-    for client in clients {
-        client.join().unwrap();
-    }
-    let (ok, failed) = (ok.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
+    let served = load.served();
+    wait_until(|| load.served() > served + 20);
+    let (ok, failed) = load.finish();
     println!("two restarts in place under load: {ok} requests served, {failed} failed");
     assert_eq!(failed, 0, "{failed} of {} requests failed", ok + failed);
     assert!(portico.is_running());

@@ -12,21 +12,6 @@ fn serve() -> (Portico, std::net::SocketAddr) {
     (Portico::start().fd(listener).names("http").spawn(), addr)
 }
 
-/// The page on both sockets, as portico.socket and portico-https.socket pass them.
-#[cfg(feature = "tls")]
-fn serve_both() -> (Portico, std::net::SocketAddr, std::net::SocketAddr) {
-    let (http, https) = (tcp_listener("127.0.0.1:0"), tcp_listener("127.0.0.1:0"));
-    let (http_addr, https_addr) = (http.local_addr().unwrap(), https.local_addr().unwrap());
-    let state = state_directory();
-    let portico = Portico::start()
-        .fd(http)
-        .fd(https)
-        .names("http:https")
-        .args(&["--state-directory", state.to_str().unwrap()])
-        .spawn();
-    (portico, http_addr, https_addr)
-}
-
 #[test]
 fn the_api_describes_the_device_and_the_process() {
     let (portico, addr) = serve();
@@ -143,7 +128,7 @@ fn the_page_renders_and_refreshes_in_a_browser() {
 #[cfg(feature = "tls")]
 #[test]
 fn the_page_renders_over_https_in_a_browser() {
-    let (_portico, http, https) = serve_both();
+    let (_portico, http, https) = serve_both(&[]);
     let fingerprint = api_status(http)["certificate"]["fingerprint_sha256"].as_str().unwrap().to_owned();
     let dom = render_in_chromium(
         &format!("https://{https}/"),

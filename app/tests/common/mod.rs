@@ -219,6 +219,22 @@ pub fn state_directory() -> PathBuf {
     dir
 }
 
+/// portico with both sockets, as portico.socket and portico-https.socket pass them, and a
+/// state directory of its own: (portico, http address, https address).
+pub fn serve_both(args: &[&str]) -> (Portico, SocketAddr, SocketAddr) {
+    let (http, https) = (tcp_listener("127.0.0.1:0"), tcp_listener("127.0.0.1:0"));
+    let (http_addr, https_addr) = (http.local_addr().unwrap(), https.local_addr().unwrap());
+    let state = state_directory();
+    let portico = Portico::start()
+        .fd(http)
+        .fd(https)
+        .names("http:https")
+        .args(&["--state-directory", state.to_str().unwrap()])
+        .args(args)
+        .spawn();
+    (portico, http_addr, https_addr)
+}
+
 impl Portico {
     pub fn start() -> Start {
         Start::default()
