@@ -274,16 +274,18 @@ load_stop() {
     LOAD=$(cat "$WORK/load.json")
 }
 # load_summary: what the clients saw, per stream: answered (of which waited 1 s or more in
-# the backlog), refused (the port seen closed, or the connection closed unanswered), timed out.
+# the backlog), refused (the port seen closed, or the connection closed unanswered), timed
+# out (of which lost on the host, in QEMU's user networking: see ci/qemu/load.py).
 load_summary() {
     jq -r '
-        def s: "\(.requests) requests, \(.failed) failed (\(.ok) answered, \(.waited) after waiting >= 1 s, longest \(.max_latency_ms / 100 | round / 10) s; \(.refused) refused or closed unanswered; \(.timeout) timed out)";
+        def s: "\(.requests) requests, \(.failed) failed (\(.ok) answered, \(.waited) after waiting >= 1 s, longest \(.max_latency_ms / 100 | round / 10) s; \(.refused) refused or closed unanswered; \(.timeout) timed out, \(.timeout_host) of them lost on the host)";
         def e: if .failed > 0 then " [\(.errors | join("; "))]" else "" end;
         "steady: \(.close | s + e); keep-alive: \(.keepalive | s + e), \(.keepalive.retries) retries after an idle close, \(.keepalive.reconnects) reconnects after Connection: close"
         + if .burst then "; bursts of 40: \(.burst | s + e)" else "" end' <<<"$LOAD"
 }
 load_clean() { [[ $(jq '[.[] | objects | .failed == 0 and .ok > 0] | all' <<<"$LOAD") == true ]]; }
-load_refused() { jq '[.[] | objects | .refused] | add' <<<"$LOAD"; } # clients that saw the port closed
+# load_unserved: clients that reached the guest and were refused or left unanswered
+load_unserved() { jq '[.[] | objects | .failed - .timeout_host] | add' <<<"$LOAD"; }
 # cursor UNIT: where UNIT's journal ends now. The cursor of UNIT's own last entry: given one
 # that does not match its -u filter, systemd 252's `journalctl --after-cursor` skips the
 # first matching entry after it (systemd issue 30288, fixed in 255).
@@ -470,7 +472,8 @@ upgrade_step "downgrade v2->v1" "apt-get install -y --allow-downgrades /root/deb
 # Field faults (issue 10): port 80 comes back by itself once the cause is gone. Each runs
 # under the steady and keep-alive streams plus bursts of 40 clients every 10 s; a client
 # waits up to 90 s, so one queued while nothing serves counts as waited, not failed. The
-# socket must never leave the active state: a client never sees port 80 closed.
+# socket must never leave the active state: a client never sees port 80 closed, and in the
+# broken upgrade and the bad config every client that reached the guest is answered.
 fault_start() {
     revive_if_dead
     F_CURSOR=$(cursor portico.socket); F_ST0=$(socket_entered)
@@ -498,7 +501,7 @@ t=$(wait_version "$V2" 60) || t=never
 load_stop
 socket_stayed "$F_CURSOR" "$F_ST0" && sok=1 || sok=0
 if ((arc == 0 && arc2 == 0 && sok)) && [[ $vb == "$VB" && $nr1 -gt $nr0 ]] && within "$t" 30 \
-    && [[ $(load_refused) == 0 ]]; then
+    && [[ $(load_unserved) == 0 ]]; then
     pass "broken upgrade: $VB failed to start $((nr1 - nr0)) times in 30 s; apt-get install v2 took $ta s, $V2 served ${t} s after it returned, no other command; $SOCKET_NOTE"
 else
     fail "broken upgrade: apt-get exit $arc then $arc2, installed '$vb', restarts $nr0 -> $nr1; $V2 served after ${t} s (limit 30 s); $SOCKET_NOTE"
@@ -530,19 +533,19 @@ fi
 
 # Bad config, then the fix: no systemctl command after the file is restored.
 fault_start
+c=$(cursor portico.service)
 guest "cp /etc/portico/portico.toml /root/portico.toml.good && echo 'log_level = \"loud\"' >>/etc/portico/portico.toml \
     && systemctl restart portico.service" >/dev/null || true
-st=$(prop portico.service ExecMainStatus)
 sleep 15 # the scenario's length: clients keep coming while the config is bad
-nr=$(prop portico.service NRestarts)
+n78=$(guest "journalctl -q -o cat --after-cursor='$c' -u portico.service | grep -c 'code=exited, status=78/'" || true)
 guest "cp /root/portico.toml.good /etc/portico/portico.toml" >/dev/null || true
 t=$(wait_version "$V2" 90) || t=never
 load_stop
 socket_stayed "$F_CURSOR" "$F_ST0" && sok=1 || sok=0
-if ((sok)) && [[ $st == 78 ]] && within "$t" 60 && [[ $(load_refused) == 0 ]]; then
-    pass "bad config: portico exited $st and was retried (NRestarts $nr); file restored: served ${t} s later, no systemctl command; $SOCKET_NOTE"
+if ((sok)) && [[ $n78 -ge 2 ]] && within "$t" 60 && [[ $(load_unserved) == 0 ]]; then
+    pass "bad config: portico exited 78 $n78 times in 15 s, retried each time; file restored: served ${t} s later, no systemctl command; $SOCKET_NOTE"
 else
-    fail "bad config: exit status '$st', NRestarts $nr; after the file was restored served after ${t} s (limit 60 s); $SOCKET_NOTE"
+    fail "bad config: portico exited 78 '$n78' times in 15 s; after the file was restored served after ${t} s (limit 60 s); $SOCKET_NOTE"
 fi
 echo "TIME: bad config, then the fix: served ${t} s after the file was restored"
 echo "CLIENTS: bad config: $(load_summary)"

@@ -15,6 +15,11 @@ Every request gets one of these outcomes:
              sees the port closed (through QEMU's user networking a closed guest port looks
              like this), or a process that had accepted it died.
   timeout    no answer within --timeout seconds: the client waited and gave up.
+             "timeout_host" counts those that never got past QEMU's user networking on
+             the host: not connected, or the request never acknowledged. Its forwarded
+             port listens with a backlog of 1 (`ss -ltn`); a burst overflows it, the host
+             kernel answers with SYN cookies, and a connection the listener then drops
+             stays open on the client's side only. Not the guest's doing.
   status     an answer other than 200.
   error      anything else (a torn response).
 failed = refused + timeout + status + error. On a keep-alive connection that was already
@@ -30,6 +35,8 @@ import argparse
 import http.client
 import json
 import os
+import socket
+import struct
 import threading
 import time
 
@@ -50,8 +57,8 @@ lock = threading.Lock()
 
 class Stream:
     def __init__(self):
-        self.n = {"ok": 0, "waited": 0, "refused": 0, "timeout": 0, "status": 0, "error": 0,
-                  "retries": 0, "reconnects": 0}
+        self.n = {"ok": 0, "waited": 0, "refused": 0, "timeout": 0, "timeout_host": 0,
+                  "status": 0, "error": 0, "retries": 0, "reconnects": 0}
         self.stall = self.max_latency = 0.0
         self.last_ok = START
         self.errors = []
@@ -111,9 +118,14 @@ def request(stream, conn, headers):
         conn.close()
         return False
     except TimeoutError:
-        # Where it waited: for QEMU's user networking to take the connection, or for an
-        # answer once it had.
-        stage = "waiting for an answer" if conn.sock else "connecting"
+        if conn.sock is None:
+            stage = "connecting"
+        elif unacked(conn.sock):
+            stage = "with its request unacknowledged on the host"
+        else:
+            stage = "waiting for an answer"
+        if stage != "waiting for an answer":
+            stream.tally("timeout_host")
         stream.count("timeout", t0, f"{args.timeout:g} s {stage}")
         conn.close()
         return False
@@ -130,6 +142,14 @@ def request(stream, conn, headers):
         if "Connection" not in headers:
             stream.tally("reconnects")  # the server ended a keep-alive connection
     return keep
+
+
+def unacked(sock):
+    """Segments sent on sock that the peer has not acknowledged (tcp_info.tcpi_unacked)."""
+    try:
+        return struct.unpack_from("I", sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 104), 24)[0]
+    except OSError:
+        return 0
 
 
 def new_conn():
