@@ -458,6 +458,10 @@ Options (each also a config-file key, with _ for -, and a PORTICO_<KEY> variable
   -V, --version                 print the version
 
 A DURATION is a number with a unit: 500ms, 10s, 5m, 1h.
+
+These are the image's settings. The owner's (password, label, who may see the status
+page, an uploaded certificate) are set on https://<device>/settings and kept in the state
+directory.
 ",
     );
     help
