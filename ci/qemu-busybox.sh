@@ -175,7 +175,7 @@ if ((rrc == 0)) && load_clean && [[ $pid1 == "$pid0" && $before == no && $after 
 else
     fail "3. /etc/init.d/S50portico restart (exit $rrc, pid $pid0 -> $pid1, LISTEN_FDS before/after: '$before'/'$after', said: $(echo $out)) under load: $(load_summary)"
 fi
-echo "TIME: restart: longest stall $(jq -r .longest_stall_ms <<<"$LOAD") ms, max request latency $(jq -r .max_latency_ms <<<"$LOAD") ms"
+echo "TIME: restart: longest stall $(jq -r .close.longest_stall_ms <<<"$LOAD") ms, max request latency $(jq -r .close.max_latency_ms <<<"$LOAD") ms"
 not_root "3b. after the restart,"
 
 # 4. Reboot: rcK stops it (its line on the console), and the next boot serves again.
