@@ -72,7 +72,7 @@ root=$stage/root
 doc=$root/usr/share/doc/portico
 
 install -D -m 0755 "$binary" "$root/usr/bin/portico"
-for unit in systemd/portico.socket systemd/portico.service; do
+for unit in systemd/portico.socket systemd/portico-https.socket systemd/portico.service; do
     install -D -m 0644 "$unit" "$root/usr/lib/systemd/system/${unit##*/}"
 done
 for unit in systemd/user/*; do
@@ -126,9 +126,10 @@ Description: socket-activated status page and JSON API for embedded devices
  portico is a small web server for embedded Linux devices. It serves a status
  page, a JSON API (/api/status) and a health endpoint (/healthz).
  .
- systemd opens port 80 (portico.socket) and starts the service on the first
- connection, under a transient unprivileged user. Upgrades restart only the
- service: systemd keeps the listening socket, so no request is refused.
+ systemd opens port 80 (portico.socket) and 443 for HTTPS (portico-https.socket)
+ and starts the service on the first connection, under a transient unprivileged
+ user. Upgrades restart only the service: systemd keeps the listening sockets,
+ so no request is refused.
 EOF
 
 deb=$out/portico_${version}_${arch}.deb

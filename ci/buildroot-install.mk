@@ -3,6 +3,8 @@
 # `make -C <source tree> -f <this file> TARGET_DIR=<dir> INIT=systemd|sysv`: $(@D), the
 # package's build directory, is then the source tree.
 INSTALL = install
+# The package's default configuration; BR2_PACKAGE_PORTICO_TLS= on the command line for the other.
+BR2_PACKAGE_PORTICO_TLS ?= y
 BR2_EXTERNAL_PORTICO_PATH := $(abspath $(dir $(lastword $(MAKEFILE_LIST)))/../buildroot-external)
 PORTICO_PKGDIR = $(BR2_EXTERNAL_PORTICO_PATH)/package/portico/
 include $(BR2_EXTERNAL_PORTICO_PATH)/package/portico/portico.mk

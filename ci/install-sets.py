@@ -14,8 +14,8 @@
   ci/install-sets.py presets DIR
       does to a copy of DIR what oe-core does at rootfs time, after adding the presets
       systemd.bbclass writes into the package: `systemctl --preset-mode=enable-only
-      preset-all`, plain and --global. Only portico.socket may end up enabled, and no user
-      unit. Then once more without the user preset of the tree, which must enable the user
+      preset-all`, plain and --global. Only portico.socket and (with the default
+      PACKAGECONFIG, tls) portico-https.socket may end up enabled, and no user unit. Then once more without the user preset of the tree, which must enable the user
       units: the check can tell.
 """
 import hashlib
@@ -69,6 +69,14 @@ def recipe():
         return f.read()
 
 
+def https_socket():
+    """PORTICO_HTTPS_SOCKET as the recipe sets it for its default PACKAGECONFIG (??=)."""
+    m = re.search(r'^PACKAGECONFIG \?\?= "([^"]*)"', recipe(), re.M)
+    if not m:
+        sys.exit('no PACKAGECONFIG ??= "..." in the recipe')
+    return "portico-https.socket" if "tls" in m.group(1).split() else ""
+
+
 def expand(text, variables, what):
     def one(m):
         if m.group(1) not in variables:
@@ -83,7 +91,7 @@ def yocto_install(src, build, dest):
     m = re.search(r"^do_install:append\(\) \{\n(.*?)^\}", text, re.M | re.S)
     if not m:
         sys.exit("no do_install:append() { ... } in the recipe")
-    variables = dict(OE_PATHS, S=src, B=build, D=dest)
+    variables = dict(OE_PATHS, S=src, B=build, D=dest, PORTICO_HTTPS_SOCKET=https_socket())
     # cargo.bbclass's cargo_do_install, for a binary crate (no libraries, no examples).
     release = os.path.join(build, "target", "aarch64-unknown-linux-gnu", "release")
     installed = 0
@@ -159,14 +167,14 @@ def preset_all(tree, drop_user_preset=False):
     with tempfile.TemporaryDirectory() as tmp:
         root = os.path.join(tmp, "root")
         shutil.copytree(tree, root, symlinks=True)
-        # What systemd.bbclass adds at packaging for SYSTEMD_SERVICE = "portico.socket",
-        # SYSTEMD_AUTO_ENABLE = "enable": a 98-<pkg>.preset for the system units and, since
-        # user units of that name exist, one for the user units.
-        for kind in ("system", "user"):
+        # What systemd.bbclass adds at packaging for SYSTEMD_SERVICE = "portico.socket
+        # ${PORTICO_HTTPS_SOCKET}", SYSTEMD_AUTO_ENABLE = "enable": a 98-<pkg>.preset for the
+        # system units and, since user units of that name exist, one for the user units.
+        for kind, units in (("system", sockets()), ("user", ["portico.socket"])):
             path = os.path.join(root, "usr/lib/systemd", f"{kind}-preset", "98-portico.preset")
             os.makedirs(os.path.dirname(path), exist_ok=True)
             with open(path, "a") as f:
-                f.write("enable portico.socket\n")
+                f.writelines(f"enable {unit}\n" for unit in units)
         if drop_user_preset:
             os.remove(os.path.join(root, "usr/lib/systemd/user-preset/50-portico.preset"))
         for extra in ([], ["--global"]):
@@ -175,8 +183,12 @@ def preset_all(tree, drop_user_preset=False):
         return enabled(root)
 
 
+def sockets():
+    return ["portico.socket"] + ([https_socket()] if https_socket() else [])
+
+
 def presets(tree):
-    want = ["etc/systemd/system/sockets.target.wants/portico.socket"]
+    want = sorted(f"etc/systemd/system/sockets.target.wants/{unit}" for unit in sockets())
     got = preset_all(tree)
     if got != want:
         print(f"FAIL presets: oe-core's rootfs preset-all enables {got}, want only {want}", file=sys.stderr)
@@ -187,7 +199,7 @@ def presets(tree):
               f"unit ({control}); this check cannot tell, look at systemctl's defaults", file=sys.stderr)
         return 1
     print(f"PASS presets: systemctl [--global] --preset-mode=enable-only preset-all enables only "
-          f"{want[0]}; without user-preset/50-portico.preset it would enable "
+          f"{', '.join(want)}; without user-preset/50-portico.preset it would enable "
           f"{', '.join(p for p in control if '/user/' in p)}")
     return 0
 

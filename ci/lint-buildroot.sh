@@ -52,17 +52,30 @@ expect_files() { # DIR FILE...: exactly these files under DIR
 }
 # shellcheck disable=SC2086 # one overlay path a line, none with spaces
 expect_files "$tree/systemd" $overlay usr/lib/systemd/system-preset/50-portico.preset \
-    usr/lib/systemd/{system,user}/portico.{socket,service} usr/lib/systemd/user-preset/50-portico.preset
+    usr/lib/systemd/{system,user}/portico.{socket,service} usr/lib/systemd/system/portico-https.socket \
+    usr/lib/systemd/user-preset/50-portico.preset
 # shellcheck disable=SC2086
 expect_files "$tree/sysv" $overlay etc/init.d/S50portico
 [[ -x $tree/sysv/etc/init.d/S50portico ]] || die "S50portico is installed without its x bit"
 # Buildroot's systemd package runs `systemctl preset-all` (system units only).
 systemctl --root="$tree/systemd" preset-all >/dev/null 2>&1
-[[ -L $tree/systemd/etc/systemd/system/sockets.target.wants/portico.socket ]] ||
-    die "the preset does not enable portico.socket"
+for socket in portico.socket portico-https.socket; do
+    [[ -L $tree/systemd/etc/systemd/system/sockets.target.wants/$socket ]] ||
+        die "the preset does not enable $socket"
+done
 [[ -z $(find "$tree/systemd/etc/systemd" -name 'portico.service' -o -path '*user*' -name 'portico.*') ]] ||
-    die "the preset enables more than portico.socket"
-log "install steps: systemd (units, presets: portico.socket enabled), sysv (S50portico), overlay ($overlay)"
+    die "the preset enables more than the sockets"
+grep -q '^PORTICO_TLS=yes$' "$tree/sysv/etc/init.d/S50portico" || die "S50portico is installed without HTTPS"
+# Without BR2_PACKAGE_PORTICO_TLS: no unit for 443, S50portico listens on 80 only.
+make -s -C "$tree/src" -f "$PWD/ci/buildroot-install.mk" TARGET_DIR="$tree/notls" INIT=systemd \
+    BR2_PACKAGE_PORTICO_TLS= install
+make -s -C "$tree/src" -f "$PWD/ci/buildroot-install.mk" TARGET_DIR="$tree/notls" INIT=sysv \
+    BR2_PACKAGE_PORTICO_TLS= install
+[[ ! -e $tree/notls/usr/lib/systemd/system/portico-https.socket ]] &&
+    ! grep -q https "$tree/notls/usr/lib/systemd/system-preset/50-portico.preset" &&
+    grep -q '^PORTICO_TLS=no$' "$tree/notls/etc/init.d/S50portico" ||
+    die "without BR2_PACKAGE_PORTICO_TLS the install steps still install HTTPS"
+log "install steps: systemd (units, presets: both sockets enabled), sysv (S50portico), overlay ($overlay); without TLS: port 80 only"
 
 bash ci/test-without-systemd.sh
 log "lint-buildroot: OK in $(elapsed "$start") s"

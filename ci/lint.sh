@@ -90,8 +90,10 @@ dpkg_root() {
     dpkg --root="$root" --force-script-chrootless --force-depends --force-architecture "$@" \
         >>"$tmp/dpkg.log" 2>&1
 }
-wants=$root/etc/systemd/system/sockets.target.wants/portico.socket
-enabled() { [ -L "$wants" ]; }
+wants=$root/etc/systemd/system/sockets.target.wants
+# Both sockets or neither: the .deb has portico-https.socket (built with TLS).
+enabled() { [ -L "$wants/portico.socket" ] && [ -L "$wants/portico-https.socket" ]; }
+disabled() { [ ! -e "$wants/portico.socket" ] && [ ! -e "$wants/portico-https.socket" ]; }
 state() { mkdir -p "$root/var/lib/private/portico" && touch "$root/var/lib/private/portico/x"; }
 installed_version() { dpkg-query --admindir="$root/var/lib/dpkg" -W -f='${Version}' portico 2>/dev/null; }
 
@@ -99,12 +101,12 @@ t_install() { dpkg_root -i "$deb1" && enabled && [ -f "$root/etc/portico/portico
 t_upgrade() { dpkg_root -i "$deb2" && enabled && [ "$(installed_version)" = "$version+lint2" ]; }
 t_downgrade() { dpkg_root -i "$deb1" && enabled && [ "$(installed_version)" = "$version" ]; }
 t_remove() {
-    state && dpkg_root -r portico && ! enabled && [ ! -e "$root/usr/bin/portico" ] &&
+    state && dpkg_root -r portico && disabled && [ ! -e "$root/usr/bin/portico" ] &&
         [ -f "$root/etc/portico/portico.toml" ] && [ -d "$root/var/lib/private/portico" ]
 }
 t_purge() { dpkg_root -P portico && [ ! -e "$root/etc/portico" ] && [ ! -e "$root/var/lib/private/portico" ]; }
 t_reinstall() { dpkg_root -i "$deb1" && enabled; }
-check "dpkg -i v1 (install): portico.socket enabled, conffile in place" t_install
+check "dpkg -i v1 (install): portico.socket and portico-https.socket enabled, conffile in place" t_install
 check "dpkg -i v2 (upgrade): socket still enabled, nothing disabled" t_upgrade
 check "dpkg -i v1 (downgrade): socket still enabled" t_downgrade
 check "dpkg -r (remove): socket disabled, binary gone, conffile and state kept" t_remove
@@ -123,12 +125,12 @@ maint() {
 }
 t_rpm() {
     # The package's files, without dpkg's database: rpm or opkg would have put them there.
-    dpkg_root -r portico && ! enabled && dpkg-deb -x "$deb1" "$root" &&
+    dpkg_root -r portico && disabled && dpkg-deb -x "$deb1" "$root" &&
         maint postinst 1 && enabled &&   # %post 1: install
         maint postinst 2 && enabled &&   # new %post 2: upgrade
         maint prerm 1 && enabled &&      # old %preun 1: upgrade, nothing
         maint postrm 1 && enabled &&     # old %postun 1: nothing
-        maint prerm 0 && ! enabled &&    # %preun 0: erase
+        maint prerm 0 && disabled &&    # %preun 0: erase
         maint postrm 0
 }
 t_opkg() {
@@ -136,7 +138,7 @@ t_opkg() {
         maint prerm upgrade 9.9 && enabled && # old prerm on upgrade: nothing
         maint postrm upgrade 9.9 && enabled &&
         maint postinst configure && enabled && # new postinst: upgrade
-        maint prerm remove && ! enabled &&
+        maint prerm remove && disabled &&
         state && maint postrm purge && [ ! -e "$root/var/lib/private/portico" ]
 }
 check "rpm conventions (\$1 counts): install enables, upgrade keeps, erase disables" t_rpm
@@ -151,38 +153,63 @@ mkdir -p "$tmp/bin"
 cat >"$tmp/bin/systemctl" <<'EOF'
 #!/bin/sh
 echo "$*" >>"$SYSTEMCTL_LOG"
-case $1 in
-    enable) touch "$SYSTEMCTL_LOG.enabled" ;;
-    disable) rm -f "$SYSTEMCTL_LOG.enabled" ;;
-    is-enabled) [ -e "$SYSTEMCTL_LOG.enabled" ] ;;
-esac
+verb=$1 say=echo
+shift
+for unit; do
+    case $verb:$unit in
+        *:--quiet) say=: ;;
+        *:--*) ;;
+        enable:*) touch "$SYSTEMCTL_LOG.$unit" ;;
+        disable:*) rm -f "$SYSTEMCTL_LOG.$unit" ;;
+        is-enabled:*) if [ -e "$SYSTEMCTL_LOG.$unit" ]; then $say enabled; else $say disabled; exit 1; fi ;;
+    esac
+done
 EOF
 chmod +x "$tmp/bin/systemctl"
 ns=(unshare --mount)
 [ "$(id -u)" -eq 0 ] || ns+=(--map-root-user)
-# live ENABLED [VAR=VALUE...] SCRIPT ARGS...: runs one maintainer script with portico.socket
-# enabled (yes) or not, and prints the systemctl calls that change something, one a line.
+# live ENABLED [https=STATE] [VAR=VALUE...] SCRIPT ARGS...: runs one maintainer script with
+# portico.socket enabled (yes) or not, portico-https.socket installed and enabled
+# (STATE yes, the default), installed only (no) or absent (none), and prints the systemctl
+# calls that change something, one a line. The unit directories are empty tmpfs in the
+# namespace, so what the host has installed does not count.
 live() {
-    local log=$tmp/systemctl.log enabled=$1 vars=()
-    rm -f "$log" "$log.enabled"
-    [ "$enabled" = no ] || touch "$log.enabled"
+    local log=$tmp/systemctl.log enabled=$1 https=yes vars=()
+    rm -f "$log" "$log".portico*
     shift
+    [[ $1 != https=* ]] || { https=${1#https=}; shift; }
+    [ "$enabled" = no ] || touch "$log.portico.socket"
+    [ "$https" != yes ] || touch "$log.portico-https.socket"
     while [[ $1 == *=* ]]; do vars+=("$1"); shift; done
-    echo "## live, portico.socket enabled: $enabled: ${vars[*]} $*" >>"$tmp/dpkg.log"
-    env SYSTEMCTL_LOG="$log" PATH="$tmp/bin:$PATH" "${vars[@]}" "${ns[@]}" sh -c \
+    echo "## live, portico.socket enabled: $enabled, portico-https.socket: $https: ${vars[*]} $*" >>"$tmp/dpkg.log"
+    env SYSTEMCTL_LOG="$log" PATH="$tmp/bin:$PATH" HTTPS="$https" "${vars[@]}" "${ns[@]}" sh -c \
         'mount -t tmpfs tmpfs /run && mkdir -p /run/systemd/system &&
+         for d in /etc/systemd/system /usr/lib/systemd/system; do mount -t tmpfs tmpfs "$d"; done &&
+         { [ "$HTTPS" = none ] || touch /usr/lib/systemd/system/portico-https.socket; } &&
          . packaging/scriptlets/portico-maint.sh && portico_maint "$@"' sh "$@" >>"$tmp/dpkg.log" 2>&1
     grep -v '^is-enabled' "$log" 2>/dev/null | tee -a "$tmp/dpkg.log" || true
 }
-upgrade_calls=$'daemon-reload\nreset-failed portico.socket portico.service\nstart portico.socket\ntry-restart portico.service'
+upgrade_calls=$'daemon-reload\nreset-failed portico.socket portico-https.socket portico.service\nstart portico.socket portico-https.socket\ntry-restart portico.service'
 t_live_upgrade() {
     [ "$(live yes DPKG_MAINTSCRIPT_PACKAGE=portico postinst configure 0.0.1)" = "$upgrade_calls" ] &&
         [ "$(live yes postinst 2)" = "$upgrade_calls" ] &&       # rpm %post 2
         [ "$(live yes postinst configure)" = "$upgrade_calls" ] # opkg, socket enabled before
 }
 t_live_disabled() {
-    [ "$(live no DPKG_MAINTSCRIPT_PACKAGE=portico postinst configure 0.0.1)" = \
-        $'daemon-reload\nreset-failed portico.socket portico.service\ntry-restart portico.service' ]
+    [ "$(live no https=no DPKG_MAINTSCRIPT_PACKAGE=portico postinst configure 0.0.1)" = \
+        $'daemon-reload\nreset-failed portico.socket portico-https.socket portico.service\ntry-restart portico.service' ]
+}
+t_live_https_new() { # from a package without portico-https.socket: it is enabled and started
+    [ "$(live yes https=no DPKG_MAINTSCRIPT_PACKAGE=portico postinst configure 0.0.1)" = \
+        $'daemon-reload\nreset-failed portico.socket portico-https.socket portico.service\nenable portico-https.socket\nstart portico.socket portico-https.socket\ntry-restart portico.service' ] &&
+        [ "$(live yes https=no postinst configure)" = "$(live yes https=no postinst 2)" ]
+}
+t_live_no_tls() { # a package built without TLS has no portico-https.socket
+    [ "$(live no https=none postinst 1)" = $'enable portico.socket\ndaemon-reload\nstart portico.socket' ] &&
+        [ "$(live yes https=none postinst 2)" = \
+            $'daemon-reload\nreset-failed portico.socket portico.service\nstart portico.socket\ntry-restart portico.service' ] &&
+        [ "$(live yes https=none prerm 0)" = \
+            $'stop portico.socket portico.service\ndisable portico.socket portico.service\n--global disable portico.socket portico.service' ]
 }
 t_live_old_prerm() { # the old package's scripts on an upgrade
     [ -z "$(live yes DPKG_MAINTSCRIPT_PACKAGE=portico prerm upgrade 9.9)" ] &&
@@ -190,19 +217,21 @@ t_live_old_prerm() { # the old package's scripts on an upgrade
         [ -z "$(live yes prerm upgrade 9.9)" ] && [ -z "$(live yes postrm upgrade 9.9)" ]
 }
 t_live_install() {
-    [ "$(live no DPKG_MAINTSCRIPT_PACKAGE=portico postinst configure)" = \
-        $'enable portico.socket\ndaemon-reload\nstart portico.socket' ]
+    [ "$(live no https=no DPKG_MAINTSCRIPT_PACKAGE=portico postinst configure)" = \
+        $'enable portico.socket portico-https.socket\ndaemon-reload\nstart portico.socket portico-https.socket' ]
 }
 t_live_remove() {
     [ "$(live yes DPKG_MAINTSCRIPT_PACKAGE=portico prerm remove)" = \
-        $'stop portico.socket portico.service\ndisable portico.socket portico.service\n--global disable portico.socket' ]
+        $'stop portico.socket portico-https.socket portico.service\ndisable portico.socket portico-https.socket portico.service\n--global disable portico.socket portico.service' ]
 }
-check "live upgrade (dpkg, rpm, opkg): daemon-reload, reset-failed, start portico.socket, try-restart portico.service" \
+check "live upgrade (dpkg, rpm, opkg): daemon-reload, reset-failed, start both sockets, try-restart portico.service" \
     t_live_upgrade
-check "live upgrade with portico.socket disabled by the admin: the socket is not started" t_live_disabled
+check "live upgrade with portico.socket disabled by the admin: no socket is enabled or started" t_live_disabled
+check "live upgrade from a package without portico-https.socket: it is enabled and started" t_live_https_new
+check "live, package built without TLS: only portico.socket is enabled, started, stopped" t_live_no_tls
 check "live upgrade: the old package's prerm/postrm (dpkg, rpm, opkg) call no systemctl" t_live_old_prerm
-check "live install: enable and start portico.socket only" t_live_install
-check "live remove: stop and disable both units" t_live_remove
+check "live install: enable both sockets, one start for both" t_live_install
+check "live remove: stop and disable the sockets and the service, the user units globally" t_live_remove
 
 if [ "$failed" -gt "$failed_before" ]; then
     echo "--- dpkg and scriptlet log:"

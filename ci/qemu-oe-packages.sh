@@ -138,7 +138,7 @@ pm_steps() {
         fail "$pm 1. '$install' (exit $arc): portico.socket $en/$act; then $(load_summary); version '$v', activation '$m', uid '$u'"
         tail -n 15 <<<"$out" | sed 's/^/    /'
     fi
-    echo "TIME: $pm: after the install, first request (starts the service): longest stall $(jq -r .longest_stall_ms <<<"$LOAD") ms"
+    echo "TIME: $pm: after the install, first request (starts the service): longest stall $(jq -r .close.longest_stall_ms <<<"$LOAD") ms"
 
     # 2, 3. Upgrade and downgrade under a steady request stream.
     upgrade_step "$pm 2. upgrade v1->v2" "$upgrade" "$V2"

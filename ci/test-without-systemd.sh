@@ -6,7 +6,8 @@
 # run script docs/service/portico/run under daemontools' supervise. All in a throwaway root
 # directory with a network namespace of its own, so port 80 is free. S50portico: start
 # (port 80 answers, served as user portico), a second start refused while it runs, restart
-# (a new process, still answering), stop (gone, PID file removed), a start that portico
+# (SIGUSR2: the same pid executes portico again with its sockets, still answering), reload
+# (SIGHUP), stop (gone, PID file removed), a start that portico
 # refuses leaves nothing running. run: up as portico, restarted by `svc -t`, taken down by
 # `svc -d`.
 # Needs root. PORTICO_BIN names the binary to run (default: a debug build).
@@ -23,6 +24,7 @@ if [[ -z $bin ]]; then
 fi
 
 root=$(mktemp -d /tmp/portico-sysv.XXXXXX)
+chmod 0755 "$root" # the / of the chroot: user portico must reach its home
 trap 'rm -rf "$root"' EXIT
 mkdir -p "$root"/{bin,usr/bin,etc/init.d,etc/default,var/run,var/log,proc,dev,tmp}
 cp /bin/busybox "$root/bin/"
@@ -39,14 +41,16 @@ for program in "$bin" /usr/bin/supervise /usr/bin/svc /usr/bin/svstat; do
 done
 install -m 0755 buildroot-external/package/portico/S50portico "$root/etc/init.d/"
 mkdir -p "$root/service" && cp -r docs/service/portico "$root/service/"
-# As PORTICO_USERS creates it on the image.
+# As PORTICO_USERS creates it on the image, with its home, where the certificate goes.
 echo 'root:x:0:0:root:/root:/bin/sh' >"$root/etc/passwd"
-echo 'portico:x:999:999:portico web server:/:/bin/false' >>"$root/etc/passwd"
+echo 'portico:x:999:999:portico web server:/var/lib/portico:/bin/false' >>"$root/etc/passwd"
+install -d -o 999 -g 999 "$root/var/lib/portico"
 printf 'root:x:0:\nportico:x:999:\n' >"$root/etc/group"
 mknod -m 0666 "$root/dev/null" c 1 3
 if [[ ! -e /proc/net/if_inet6 ]]; then
     log "no IPv6 on this machine: listening on 0.0.0.0:80 only"
-    echo 'PORTICO_ARGS="--user portico --listen 0.0.0.0:80"' >"$root/etc/default/portico"
+    echo 'PORTICO_ARGS="--user portico --listen 0.0.0.0:80 --listen https://0.0.0.0:443 --state-directory /var/lib/portico"' \
+        >"$root/etc/default/portico"
 fi
 
 # The rest runs inside the namespaces (and is ended with them); $root comes in as $1.
@@ -96,13 +100,22 @@ if [[ $(pid) != "$first" ]] || ! running "$first"; then
 fi
 log "second start: FAIL (already running), pid $first kept"
 
+# restart is SIGUSR2: the same process executes portico again, handing itself its
+# listening sockets by LISTEN_FDS, which the first start did not have in its environment.
+handed_over() { tr '\0' '\n' <"/proc/$1/environ" | grep -q '^LISTEN_FDS='; }
+! handed_over "$first" || die "portico $first has LISTEN_FDS before any restart"
 out=$(in_root sh /etc/init.d/S50portico restart)
-[[ $out == "Stopping portico: "*OK$'\n'"Starting portico: OK" ]] || die "restart said: $out"
-second=$(pid)
-[[ $second != "$first" ]] || die "restart kept the old process $first"
-! running "$first" || die "the old process $first is still running after restart"
+[[ $out == "Restarting portico: OK" ]] || die "restart said: $out"
+for ((i = 0; i < 100; i++)); do handed_over "$first" && break; sleep 0.1; done
+handed_over "$first" || die "portico $first did not execute itself again within 10 s of restart"
+[[ $(pid) == "$first" ]] && running "$first" || die "restart changed the pid ($first -> $(pid))"
 wait_healthy "after restart"
-log "restart: OK, pid $first -> $second, /healthz ok"
+[[ $(uid_of "$first") == 999 ]] || die "after restart portico runs as uid $(uid_of "$first")"
+out=$(in_root sh /etc/init.d/S50portico reload)
+[[ $out == "Reloading portico: OK" ]] && running "$first" || die "reload said: $out"
+wait_healthy "after reload"
+second=$first
+log "restart: OK, pid $first kept, executed again with its sockets (LISTEN_FDS), /healthz ok; reload: OK"
 
 out=$(in_root sh /etc/init.d/S50portico stop)
 [[ $out == "Stopping portico: "*OK ]] || die "stop said: $out"

@@ -289,7 +289,7 @@ load_start() {
     rm -f "$WORK/load.stop"
     # /api/status, a real client's request: /healthz answers 503 "stopping" by design while
     # a process drains, which is a health signal, not a lost request.
-    python3 "$ROOT/ci/qemu/load.py" "$HTTP_PORT" "$WORK/load.stop" 600 /api/status >"$WORK/load.json" &
+    python3 "$ROOT/ci/qemu/load.py" "$HTTP_PORT" "$WORK/load.stop" --max-seconds 600 --path /api/status >"$WORK/load.json" &
     LOAD_PID=$!
     sleep 1.5 # some requests before the event under test
 }
@@ -298,8 +298,9 @@ load_stop() {
     touch "$WORK/load.stop"; wait "$LOAD_PID" || true; LOAD_PID=
     LOAD=$(cat "$WORK/load.json")
 }
-load_summary() { jq -r '"\(.requests) requests, \(.failed) failed, longest stall \(.longest_stall_ms) ms" + (if .failed > 0 then " (\(.errors | join("; ")))" else "" end)' <<<"$LOAD"; }
-load_clean() { [[ $(jq '.failed == 0 and .ok > 0' <<<"$LOAD") == true ]]; }
+# load.py reports per stream ("close": a new connection per request); every one counts.
+load_summary() { jq -r '[to_entries[] | select(.value | type == "object") | "\(.key): \(.value.requests) requests, \(.value.failed) failed, longest stall \(.value.longest_stall_ms) ms" + (if .value.failed > 0 then " (\(.value.errors | join("; ")))" else "" end)] | join("; ")' <<<"$LOAD"; }
+load_clean() { [[ $(jq '[.[] | objects | .failed == 0 and .ok > 0] | all' <<<"$LOAD") == true ]]; }
 
 # ---------------------------------------------------------------------------------------
 # systemd guests
@@ -326,7 +327,7 @@ upgrade_step() {
     else
         fail "$name: '$cmd' (exit $arc) under load: $(load_summary)"; tail -n 15 <<<"$out" | sed 's/^/    /'
     fi
-    echo "TIME: $name: longest stall $(jq -r .longest_stall_ms <<<"$LOAD") ms, max request latency $(jq -r .max_latency_ms <<<"$LOAD") ms"
+    echo "TIME: $name: longest stall $(jq -r .close.longest_stall_ms <<<"$LOAD") ms, max request latency $(jq -r .close.max_latency_ms <<<"$LOAD") ms"
     if [[ $after == "$want" && $before != "$want" ]]; then
         pass "$name: /api/status version $before -> $after"
     else

@@ -25,20 +25,24 @@
 #         postrm purge -> purge, postrm upgrade -> nothing.
 #
 # What each step does, and why:
-#   install  enable portico.socket (WantedBy=sockets.target) and start it. portico.service
-#            is started by the first connection, so it is not started here.
-#   upgrade  daemon-reload (the unit files may have changed); reset-failed both units and
-#            start portico.socket if it is enabled: a no-op when it is listening, and it
-#            revives a socket that an older package's units left failed (a service that hit
-#            its start limit takes the socket down with it), so installing a fixed package
-#            is enough to bring port 80 back. Then try-restart portico.service: systemd,
-#            PID 1, keeps holding the listening socket, so connections queue in the kernel
-#            while the new binary starts and none is refused. The socket is never stopped or
-#            restarted on an upgrade (oe-core's systemd class would restart it, which closes
-#            the listener); so a changed portico.socket (say, ListenStream=) takes effect at
-#            the next boot, or at a `systemctl restart portico.socket` when dropping
-#            connections is acceptable.
-#   remove   stop and disable portico.socket and portico.service (the unit files are still
+#   install  enable the sockets (WantedBy=sockets.target) and start them: portico.socket
+#            (port 80) and, where the package has it (built with TLS), portico-https.socket
+#            (443). portico.service is started by the first connection, so not here.
+#   upgrade  daemon-reload (the unit files may have changed); reset-failed the units and
+#            start the sockets if portico.socket is enabled: a no-op when they listen, and
+#            it revives a socket that an older package's units left failed (a service that
+#            hit its start limit takes the socket down with it), so installing a fixed
+#            package is enough to bring the ports back. An admin who disabled portico.socket
+#            meant it: then nothing is started. portico-https.socket, installed but not
+#            enabled, is enabled here: that is an upgrade from a package without it (an
+#            admin who wants 443 off for good masks it, which this leaves alone). Then
+#            try-restart portico.service: systemd, PID 1, keeps holding the listening
+#            sockets, so connections queue in the kernel while the new binary starts and
+#            none is refused. A socket is never stopped or restarted on an upgrade
+#            (oe-core's systemd class would restart it, which closes the listener); so a
+#            changed socket unit (say, ListenStream=) takes effect at the next boot, or at
+#            a `systemctl restart` of it when dropping connections is acceptable.
+#   remove   stop and disable the sockets and portico.service (the unit files are still
 #            there, which disable needs), and a global enable of the user units.
 #   removed  daemon-reload, so systemd forgets the units whose files are gone.
 #   purge    remove what systemd may have left for the service (DynamicUser state, cache
@@ -54,6 +58,33 @@ portico_systemctl() {
     systemctl "$@" || echo "portico: 'systemctl $*' failed; see 'systemctl status portico.socket'" >&2
 }
 
+# Sets $sockets: portico.socket, and portico-https.socket where the package installed it
+# (a build without TLS has no unit for 443). Looks under $root, as systemctl --root would.
+portico_sockets() {
+    sockets=portico.socket
+    for dir in /etc/systemd/system /usr/lib/systemd/system /lib/systemd/system; do
+        if [ -e "$root$dir/portico-https.socket" ]; then
+            sockets="portico.socket portico-https.socket"
+            return 0
+        fi
+    done
+}
+
+# Upgrade: enables portico-https.socket when the package has it and it is neither enabled
+# nor masked, which is an upgrade from a package without it; and only where portico.socket
+# is enabled (an admin who disabled that wants portico off). Prints the sockets to start.
+portico_upgrade_sockets() {
+    systemctl ${root:+"--root=$root"} is-enabled --quiet portico.socket || return 0
+    if [ "$sockets" != portico.socket ]; then
+        state=$(systemctl ${root:+"--root=$root"} is-enabled portico-https.socket 2>/dev/null) || true
+        case $state in
+            enabled | enabled-runtime | masked | masked-runtime) ;;
+            *) portico_systemctl ${root:+"--root=$root"} enable portico-https.socket >&2 ;;
+        esac
+    fi
+    echo "$sockets"
+}
+
 portico_step() {
     root=${D:-${DPKG_ROOT:-}}
     if ! command -v systemctl >/dev/null 2>&1; then
@@ -63,38 +94,43 @@ portico_step() {
     if [ -z "$root" ] && [ -d /run/systemd/system ]; then
         live=true
     fi
+    portico_sockets
+    # $sockets is split into unit names on purpose, here and below.
+    # shellcheck disable=SC2086
     case $1 in
         install)
             if [ -n "$root" ]; then
-                portico_systemctl --root="$root" enable portico.socket
+                portico_systemctl --root="$root" enable $sockets
             else
-                portico_systemctl enable portico.socket
+                portico_systemctl enable $sockets
                 if $live; then
                     portico_systemctl daemon-reload
-                    portico_systemctl start portico.socket
+                    portico_systemctl start $sockets
                 fi
             fi
             ;;
         upgrade)
             if $live; then
                 portico_systemctl daemon-reload
-                portico_systemctl reset-failed portico.socket portico.service
-                # An admin who disabled the socket meant it: leave it stopped.
-                if systemctl is-enabled --quiet portico.socket; then
-                    portico_systemctl start portico.socket
+                portico_systemctl reset-failed $sockets portico.service
+                start=$(portico_upgrade_sockets)
+                if [ -n "$start" ]; then
+                    portico_systemctl start $start
                 fi
                 portico_systemctl try-restart portico.service
+            elif [ -n "$root" ]; then
+                portico_upgrade_sockets >/dev/null
             fi
             ;;
         remove)
             if $live; then
-                portico_systemctl stop portico.socket portico.service
+                portico_systemctl stop $sockets portico.service
             fi
             if [ -n "$root" ]; then
-                portico_systemctl --root="$root" disable portico.socket portico.service
+                portico_systemctl --root="$root" disable $sockets portico.service
             else
-                portico_systemctl disable portico.socket portico.service
-                systemctl --global disable portico.socket >/dev/null 2>&1 || true
+                portico_systemctl disable $sockets portico.service
+                systemctl --global disable portico.socket portico.service >/dev/null 2>&1 || true
             fi
             ;;
         removed)

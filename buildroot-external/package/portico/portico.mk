@@ -31,6 +31,23 @@ PORTICO_SUBDIR = app
 # With PORTICO_OVERRIDE_SRCDIR, leave out the working tree's build output.
 PORTICO_OVERRIDE_SRCDIR_RSYNC_EXCLUSIONS = --exclude /target
 
+# BR2_PACKAGE_PORTICO_TLS: HTTPS on port 443 and the owner's login (the cargo feature tls,
+# on by default in Cargo.toml). cargo install builds again, so it gets the feature too.
+# portico keeps its certificate and the login state in /var/lib/portico, the home of the
+# user portico (mkusers creates it, owned by that user) under the init scripts, and in
+# systemd's StateDirectory= under systemd.
+ifeq ($(BR2_PACKAGE_PORTICO_TLS),y)
+PORTICO_CARGO_FEATURES = --features tls
+PORTICO_HTTPS_SOCKET = portico-https.socket
+PORTICO_HOME = /var/lib/portico
+else
+PORTICO_CARGO_FEATURES = --no-default-features
+PORTICO_HTTPS_SOCKET =
+PORTICO_HOME = -
+endif
+PORTICO_CARGO_BUILD_OPTS = $(PORTICO_CARGO_FEATURES)
+PORTICO_CARGO_INSTALL_OPTS = $(PORTICO_CARGO_FEATURES)
+
 # Everything under rootfs-overlay/ is laid onto / as it is (the config file, so far).
 define PORTICO_INSTALL_ROOTFS_OVERLAY
 	cp -dR --preserve=mode $(@D)/rootfs-overlay/. $(TARGET_DIR)/
@@ -39,25 +56,30 @@ PORTICO_POST_INSTALL_TARGET_HOOKS += PORTICO_INSTALL_ROOTFS_OVERLAY
 
 define PORTICO_INSTALL_INIT_SYSTEMD
 	$(INSTALL) -D -m 0644 -t $(TARGET_DIR)/usr/lib/systemd/system \
-		$(@D)/systemd/portico.socket $(@D)/systemd/portico.service
+		$(addprefix $(@D)/systemd/,portico.socket portico.service $(PORTICO_HTTPS_SOCKET))
 	$(INSTALL) -D -m 0644 -t $(TARGET_DIR)/usr/lib/systemd/user \
 		$(@D)/systemd/user/portico.socket $(@D)/systemd/user/portico.service
 	$(INSTALL) -D -m 0644 $(@D)/systemd/user-preset/50-portico.preset \
 		$(TARGET_DIR)/usr/lib/systemd/user-preset/50-portico.preset
 	$(INSTALL) -D -m 0644 $(PORTICO_PKGDIR)/50-portico.preset \
 		$(TARGET_DIR)/usr/lib/systemd/system-preset/50-portico.preset
+	$(if $(PORTICO_HTTPS_SOCKET),echo 'enable $(PORTICO_HTTPS_SOCKET)' \
+		>>$(TARGET_DIR)/usr/lib/systemd/system-preset/50-portico.preset)
 endef
 
+# S50portico listens on 443 too unless told PORTICO_TLS=no.
 define PORTICO_INSTALL_INIT_SYSV
 	$(INSTALL) -D -m 0755 $(PORTICO_PKGDIR)/S50portico \
 		$(TARGET_DIR)/etc/init.d/S50portico
+	$(if $(PORTICO_HTTPS_SOCKET),,sed -i 's/^PORTICO_TLS=yes$$/PORTICO_TLS=no/' \
+		$(TARGET_DIR)/etc/init.d/S50portico)
 endef
 
 # systemd runs the service with DynamicUser=yes: a static user is only for the init
 # scripts (and runit or daemontools), which start portico as root with --user portico.
 ifneq ($(BR2_INIT_SYSTEMD),y)
 define PORTICO_USERS
-	portico -1 portico -1 * - - - portico web server
+	portico -1 portico -1 * $(PORTICO_HOME) - - portico web server
 endef
 endif
 

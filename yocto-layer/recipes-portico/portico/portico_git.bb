@@ -1,7 +1,8 @@
 SUMMARY = "Socket-activated status page and JSON API for embedded Linux devices"
 DESCRIPTION = "portico serves a status page (/), a JSON API (/api/status) and a health \
 endpoint (/healthz) from one small Rust binary. systemd opens port 80 (portico.socket) \
-and hands the listening socket to portico.service, which runs unprivileged."
+and, with PACKAGECONFIG tls (the default), port 443 for HTTPS (portico-https.socket), \
+and hands the listening sockets to portico.service, which runs unprivileged."
 SECTION = "net"
 # Dual licensed. master (blacksail) reads SPDX expressions and warns on the "|" form
 # that whinlatter and wrynose need; give each the form it parses.
@@ -61,9 +62,21 @@ export CARGO_PROFILE_RELEASE_STRIP = "false"
 # Same version in `portico --version` and /api/status as in the package (PV).
 export PORTICO_VERSION = "${PV}"
 
+# tls: HTTPS on port 443 (portico-https.socket) and the owner's login, which only ever
+# travels over it; the cargo feature of that name, on by default as in Cargo.toml. Without
+# it the binary is smaller (no rustls, no ring) and only port 80 is installed.
+# cargo.bbclass runs `cargo build ${CARGO_BUILD_FLAGS}`; PACKAGECONFIG_CONFARGS adds the
+# chosen side of each option there.
+PACKAGECONFIG ??= "tls"
+PACKAGECONFIG[tls] = "--features tls,--no-default-features"
+CARGO_BUILD_FLAGS:append = " ${PACKAGECONFIG_CONFARGS}"
+PORTICO_HTTPS_SOCKET = "${@bb.utils.contains('PACKAGECONFIG', 'tls', 'portico-https.socket', '', d)}"
+
 do_install:append() {
     install -d ${D}${systemd_system_unitdir} ${D}${systemd_user_unitdir}
-    install -m 0644 ${S}/systemd/portico.socket ${S}/systemd/portico.service ${D}${systemd_system_unitdir}/
+    for unit in portico.socket portico.service ${PORTICO_HTTPS_SOCKET}; do
+        install -m 0644 ${S}/systemd/$unit ${D}${systemd_system_unitdir}/
+    done
     install -m 0644 ${S}/systemd/user/portico.socket ${S}/systemd/user/portico.service ${D}${systemd_user_unitdir}/
     # Keeps the user units off when the image build runs `systemctl --global preset-all`.
     install -D -m 0644 ${S}/systemd/user-preset/50-portico.preset ${D}${systemd_unitdir}/user-preset/50-portico.preset
@@ -75,9 +88,9 @@ FILES:${PN} += "${systemd_user_unitdir}"
 # Everything the overlay puts under /etc is configuration the device owner may edit.
 CONFFILES:${PN} = "${sysconfdir}"
 
-# Enabling the socket is enough: systemd starts portico.service on the first connection.
+# Enabling the sockets is enough: systemd starts portico.service on the first connection.
 # systemd.bbclass packages portico.service along with the socket it names.
-SYSTEMD_SERVICE:${PN} = "portico.socket"
+SYSTEMD_SERVICE:${PN} = "portico.socket ${PORTICO_HTTPS_SOCKET}"
 SYSTEMD_AUTO_ENABLE:${PN} = "enable"
 
 # No useradd: portico.service uses DynamicUser=yes, so systemd allocates an unprivileged
@@ -89,7 +102,7 @@ SYSTEMD_AUTO_ENABLE:${PN} = "enable"
 # scriptlet of all portico packages, packaging/scriptlets/portico-maint.sh, taken from the
 # source tree being packaged (so it is the one of SRCREV), pasted whole into each script
 # with one call line, as that file describes. On an upgrade it restarts only
-# portico.service; with $D set (image build) it only enables portico.socket under $D.
+# portico.service; with $D set (image build) it only enables the sockets under $D.
 PORTICO_MAINT = "${S}/packaging/scriptlets/portico-maint.sh"
 python portico_scriptlets() {
     pn = d.getVar("PN")
