@@ -160,9 +160,17 @@ mkdir -p "$R/root/debs"
 cp "$DEB1" "$R/root/debs/v1.deb"; cp "$DEB2" "$R/root/debs/v2.deb"; cp "$DEBB" "$R/root/debs/broken.deb"
 chroot "$R" dpkg -i /root/debs/v1.deb >"$WORK/dpkg-v1.log" 2>&1 \
     || { cat "$WORK/dpkg-v1.log" >&2; echo "qemu-test: installing v1.deb into the image failed" >&2; exit 1; }
-# Until the package enables portico-https.socket itself, the image does; a no-op once it does.
-if [[ -f $R/usr/lib/systemd/system/portico-https.socket ]] \
-    && [[ $(systemctl --root="$R" is-enabled portico-https.socket 2>/dev/null) != enabled ]]; then
+# Until the package ships and enables portico-https.socket itself, the image gets the unit
+# from systemd/ and enables it (portico opens the owner's state only with an HTTPS socket);
+# both steps are no-ops once the package does them. HTTPS_UNIT_BY_TEST: the test removes
+# what it added before the package's removal.
+HTTPS_UNIT_BY_TEST=''
+if [[ ! -f $R/usr/lib/systemd/system/portico-https.socket ]]; then
+    echo "qemu-test: the package has no portico-https.socket; the image gets systemd/portico-https.socket"
+    install -D -m 644 "$ROOT/systemd/portico-https.socket" "$R/etc/systemd/system/portico-https.socket"
+    HTTPS_UNIT_BY_TEST=1
+fi
+if [[ $(systemctl --root="$R" is-enabled portico-https.socket 2>/dev/null) != enabled ]]; then
     echo "qemu-test: the package did not enable portico-https.socket; enabling it in the image"
     systemctl --root="$R" enable -q portico-https.socket
 fi
@@ -192,7 +200,7 @@ T_IMAGE=$(elapsed "$T2")
 
 # ---------------------------------------------------------------------------------------
 # Boot. From here on every outcome is a PASS:/FAIL: line.
-NPASS=0 NFAIL=0 QEMU_PID='' LOAD_PID=''
+NPASS=0 NFAIL=0 QEMU_PID='' LOAD_PID='' SOCKET_NOTE='not checked'
 pass() { echo "PASS: $*"; NPASS=$((NPASS + 1)); }
 fail() { echo "FAIL: $*"; NFAIL=$((NFAIL + 1)); }
 cleanup() {
@@ -317,15 +325,15 @@ wait_version() {
     until [[ $(api .portico.version) == "$1" ]]; do ((SECONDS < deadline)) || return 1; sleep 0.2; done
     elapsed "$t0"
 }
-# spost PATH CURL-ARG...: a request to the HTTPS port as a browser on this device's page
+# scurl PATH CURL-ARG...: a request to the HTTPS port as a browser on this device's page
 # sends it (Origin = the Host sent); a POST when there are --data arguments.
-spost() {
+scurl() {
     curl -sk --max-time 30 -H "Origin: https://127.0.0.1:$HTTPS_PORT" "${@:2}" "$SURL$1" || true
 }
 # login_check NAME: the owner's password still logs in (303 with a session cookie).
 login_check() {
     local h
-    h=$(spost /login -D - -o /dev/null --data-urlencode "password=$OWNER_PW")
+    h=$(scurl /login -D - -o /dev/null --data-urlencode "password=$OWNER_PW")
     if [[ $h =~ ^HTTP/[0-9.]+\ 303 && ${h,,} == *set-cookie:* ]]; then
         pass "$1: the owner's password still logs in (POST /login: 303 with Set-Cookie)"
     else
@@ -397,7 +405,7 @@ fi
 
 # HTTPS on guest port 443 (portico-https.socket): the certificate the client sees is the
 # one the status page and /api/status name.
-s_tls=$(spost / -o /dev/null -w '%{http_code}')
+s_tls=$(scurl / -o /dev/null -w '%{http_code}')
 fp_wire=$(openssl s_client -connect "127.0.0.1:$HTTPS_PORT" </dev/null 2>/dev/null \
     | openssl x509 -noout -fingerprint -sha256 2>/dev/null | sed 's/^.*=//' || true)
 fp_api=$(curl -sk --max-time 10 "$SURL/api/status" | jq -r .certificate.fingerprint_sha256 2>/dev/null || true)
@@ -416,7 +424,7 @@ if [[ -n $code ]]; then
 else
     fail "owner: no 'set-up code XXXX-XXXX-XXXX-XXXX' line in the journal (portico.service, warning)"
 fi
-hdrs=$(spost /setup -D - -o /dev/null --data-urlencode "code=$code" --data-urlencode "password=$OWNER_PW" \
+hdrs=$(scurl /setup -D - -o /dev/null --data-urlencode "code=$code" --data-urlencode "password=$OWNER_PW" \
     --data-urlencode "again=$OWNER_PW")
 if [[ $hdrs =~ ^HTTP/[0-9.]+\ 303 && ${hdrs,,} == *set-cookie:* ]]; then
     pass "owner: POST /setup with the code set the owner's password on v1: 303 with Set-Cookie"
@@ -621,6 +629,9 @@ echo "CLIENTS: crash loop (a request in flight in a killed process is closed una
 revive_if_dead
 
 # Remove: stopped, nothing listening, no process; the conffile stays until purge.
+if [[ -n $HTTPS_UNIT_BY_TEST ]]; then # what the package will do once it ships the unit
+    guest "systemctl disable -q --now portico-https.socket; rm -f /etc/systemd/system/portico-https.socket; systemctl daemon-reload" >/dev/null || true
+fi
 out=$(guest "apt-get remove -y portico" 300) && arc=0 || arc=$?
 kept=$(guest "test -f /var/lib/private/portico/owner.json && echo kept" || true)
 left=$(guest "pgrep -a -x portico; systemctl is-active portico.socket portico.service; \
