@@ -7,8 +7,8 @@
 # Builds portico v1 and v2 (real builds that differ only in PORTICO_VERSION), packages both
 # as .debs, and a broken release (v1's package with a binary that exits 1); builds a minimal
 # Debian bookworm rootfs with mmdebstrap (cached under target/qemu/), installs v1 into it by
-# installing the .deb, boots it under QEMU with only guest port 80 (and a test control
-# port) forwarded to 127.0.0.1, and runs the checks: each prints PASS:/FAIL:, the last line
+# installing the .deb, boots it under QEMU with only guest ports 80 and 443 (and a test
+# control port) forwarded to 127.0.0.1, and runs the checks: each prints PASS:/FAIL:, the last line
 # is "N passed, N failed", the exit code is non-zero on any failure. The serial console log
 # is kept under target/qemu/ when something fails.
 #
@@ -48,7 +48,7 @@ mkdir -p "$CACHE"
 # ---------------------------------------------------------------------------------------
 # Host tools
 apt_install "$QEMU_PKG" qemu-system-data ipxe-qemu mmdebstrap eatmydata arch-test kmod cpio \
-    zstd xz-utils e2fsprogs curl socat jq python3
+    zstd xz-utils e2fsprogs curl socat jq python3 openssl
 [[ $DEBARCH == amd64 ]] || ensure_binfmt
 
 # ---------------------------------------------------------------------------------------
@@ -160,6 +160,20 @@ mkdir -p "$R/root/debs"
 cp "$DEB1" "$R/root/debs/v1.deb"; cp "$DEB2" "$R/root/debs/v2.deb"; cp "$DEBB" "$R/root/debs/broken.deb"
 chroot "$R" dpkg -i /root/debs/v1.deb >"$WORK/dpkg-v1.log" 2>&1 \
     || { cat "$WORK/dpkg-v1.log" >&2; echo "qemu-test: installing v1.deb into the image failed" >&2; exit 1; }
+# Until the package ships and enables portico-https.socket itself, the image gets the unit
+# from systemd/ and enables it (portico opens the owner's state only with an HTTPS socket);
+# both steps are no-ops once the package does them. HTTPS_UNIT_BY_TEST: the test removes
+# what it added before the package's removal.
+HTTPS_UNIT_BY_TEST=''
+if [[ ! -f $R/usr/lib/systemd/system/portico-https.socket ]]; then
+    echo "qemu-test: the package has no portico-https.socket; the image gets systemd/portico-https.socket"
+    install -D -m 644 "$ROOT/systemd/portico-https.socket" "$R/etc/systemd/system/portico-https.socket"
+    HTTPS_UNIT_BY_TEST=1
+fi
+if [[ $(systemctl --root="$R" is-enabled portico-https.socket 2>/dev/null) != enabled ]]; then
+    echo "qemu-test: the package did not enable portico-https.socket; enabling it in the image"
+    systemctl --root="$R" enable -q portico-https.socket
+fi
 mkfs.ext4 -q -F -L root -d "$R" "$WORK/disk.img" 1G >/dev/null
 
 # Tiny busybox initrd: load the modules to reach /dev/vda, mount it, switch_root to systemd.
@@ -186,7 +200,7 @@ T_IMAGE=$(elapsed "$T2")
 
 # ---------------------------------------------------------------------------------------
 # Boot. From here on every outcome is a PASS:/FAIL: line.
-NPASS=0 NFAIL=0 QEMU_PID='' LOAD_PID=''
+NPASS=0 NFAIL=0 QEMU_PID='' LOAD_PID='' SOCKET_NOTE='not checked'
 pass() { echo "PASS: $*"; NPASS=$((NPASS + 1)); }
 fail() { echo "FAIL: $*"; NFAIL=$((NFAIL + 1)); }
 cleanup() {
@@ -210,12 +224,13 @@ trap cleanup EXIT
 trap 'echo "qemu-test: line $LINENO: unexpected failure of: $BASH_COMMAND" >&2' ERR
 trap 'echo "qemu-test: interrupted or out of time (QEMU_TEST_TIMEOUT)" >&2; exit 124' INT TERM
 
-read -r HTTP_PORT CTL_PORT < <(python3 -c '
+read -r HTTP_PORT CTL_PORT HTTPS_PORT < <(python3 -c '
 import socket
-ss = [socket.socket() for _ in range(2)]
+ss = [socket.socket() for _ in range(3)]
 for s in ss: s.bind(("127.0.0.1", 0))
 print(*(s.getsockname()[1] for s in ss))')
 URL=http://127.0.0.1:$HTTP_PORT
+SURL=https://127.0.0.1:$HTTPS_PORT
 
 T_QEMU=$(now_s)
 "${QEMU[@]}" -smp 2 -m 1024 -nodefaults -no-user-config -display none \
@@ -223,7 +238,7 @@ T_QEMU=$(now_s)
     -kernel "$KDIR/boot/vmlinuz-$KVER" -initrd "$WORK/initrd.gz" \
     -append "console=$CONSOLE panic=-1 TERM=dumb systemd.journald.forward_to_console=1" \
     -drive "file=$WORK/disk.img,format=raw,if=none,id=hd0,cache=unsafe" -device virtio-blk-pci,drive=hd0 \
-    -netdev "user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:$HTTP_PORT-:80,hostfwd=tcp:127.0.0.1:$CTL_PORT-:2222" \
+    -netdev "user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:$HTTP_PORT-:80,hostfwd=tcp:127.0.0.1:$HTTPS_PORT-:443,hostfwd=tcp:127.0.0.1:$CTL_PORT-:2222" \
     -device virtio-net-pci,netdev=n0,romfile= -device virtio-rng-pci &
 QEMU_PID=$!
 
@@ -281,6 +296,7 @@ load_summary() {
         def s: "\(.requests) requests, \(.failed) failed (\(.ok) answered, \(.waited) after waiting >= 1 s, longest \(.max_latency_ms / 100 | round / 10) s; \(.refused) refused or closed unanswered; \(.timeout) timed out, \(.timeout_host) of them lost on the host)";
         def e: if .failed > 0 then " [\(.errors | join("; "))]" else "" end;
         "steady: \(.close | s + e); keep-alive: \(.keepalive | s + e), \(.keepalive.retries) retries after an idle close, \(.keepalive.reconnects) reconnects after Connection: close"
+        + if .tls then "; TLS: \(.tls | s + e)" else "" end
         + if .burst then "; bursts of 40: \(.burst | s + e)" else "" end' <<<"$LOAD"
 }
 load_clean() { [[ $(jq '[.[] | objects | .failed == 0 and .ok > 0] | all' <<<"$LOAD") == true ]]; }
@@ -308,6 +324,21 @@ wait_version() {
     t0=$(now_s)
     until [[ $(api .portico.version) == "$1" ]]; do ((SECONDS < deadline)) || return 1; sleep 0.2; done
     elapsed "$t0"
+}
+# scurl PATH CURL-ARG...: a request to the HTTPS port as a browser on this device's page
+# sends it (Origin = the Host sent); a POST when there are --data arguments.
+scurl() {
+    curl -sk --max-time 30 -H "Origin: https://127.0.0.1:$HTTPS_PORT" "${@:2}" "$SURL$1" || true
+}
+# login_check NAME: the owner's password still logs in (303 with a session cookie).
+login_check() {
+    local h
+    h=$(scurl /login -D - -o /dev/null --data-urlencode "password=$OWNER_PW")
+    if [[ $h =~ ^HTTP/[0-9.]+\ 303 && ${h,,} == *set-cookie:* ]]; then
+        pass "$1: the owner's password still logs in (POST /login: 303 with Set-Cookie)"
+    else
+        fail "$1: POST /login answered: $(head -n1 <<<"$h" | tr -d '\r')"
+    fi
 }
 within() { awk -v t="$1" -v l="$2" 'BEGIN { exit !(t <= l) }'; } # SECONDS LIMIT
 
@@ -372,10 +403,39 @@ else
     guest "systemd-analyze critical-chain --no-pager portico.socket" | sed 's/^/    /' || true
 fi
 
+# HTTPS on guest port 443 (portico-https.socket): the certificate the client sees is the
+# one the status page and /api/status name.
+s_tls=$(scurl / -o /dev/null -w '%{http_code}')
+fp_wire=$(openssl s_client -connect "127.0.0.1:$HTTPS_PORT" </dev/null 2>/dev/null \
+    | openssl x509 -noout -fingerprint -sha256 2>/dev/null | sed 's/^.*=//' || true)
+fp_api=$(curl -sk --max-time 10 "$SURL/api/status" | jq -r .certificate.fingerprint_sha256 2>/dev/null || true)
+fp_page=$(curl -sk --max-time 10 "$SURL/" | grep -o 'SHA-256 [0-9A-Fa-f:]*' | head -n1 | cut -d' ' -f2 || true)
+if [[ $s_tls == 200 && -n $fp_wire && ${fp_wire^^} == "${fp_api^^}" && ${fp_wire^^} == "${fp_page^^}" ]]; then
+    pass "https: curl -k $SURL/ = 200; certificate SHA-256 on the wire = page = /api/status ($fp_wire)"
+else
+    fail "https: / gave '$s_tls'; SHA-256 on the wire '$fp_wire', page '$fp_page', /api/status '$fp_api'"
+fi
+
+# The owner's login: the first start logs a one-time set-up code; v1 takes it and a password.
+OWNER_PW='Quartz violin harbor 47 lantern'
+code=$(guest "journalctl -b -q -o cat -p warning -u portico.service | grep -o 'set-up code [0-9A-Z]\{4\}-[0-9A-Z]\{4\}-[0-9A-Z]\{4\}-[0-9A-Z]\{4\}' | head -n1 | cut -d' ' -f3" || true)
+if [[ -n $code ]]; then
+    pass "owner: the set-up code is in the journal on first boot (warning priority)"
+else
+    fail "owner: no 'set-up code XXXX-XXXX-XXXX-XXXX' line in the journal (portico.service, warning)"
+fi
+hdrs=$(scurl /setup -D - -o /dev/null --data-urlencode "code=$code" --data-urlencode "password=$OWNER_PW" \
+    --data-urlencode "again=$OWNER_PW")
+if [[ $hdrs =~ ^HTTP/[0-9.]+\ 303 && ${hdrs,,} == *set-cookie:* ]]; then
+    pass "owner: POST /setup with the code set the owner's password on v1: 303 with Set-Cookie"
+else
+    fail "owner: POST /setup answered: $(head -n1 <<<"$hdrs" | tr -d '\r')"
+fi
+
 # 4. Restart of the service during a steady stream of requests and keep-alive clients loses
 # none, and the socket stays.
 pid0=$(mainpid); c=$(cursor portico.socket); st0=$(socket_entered)
-load_start
+load_start --tls-port "$HTTPS_PORT"
 guest "systemctl restart portico.service" >/dev/null && rrc=0 || rrc=$?
 load_stop
 pid1=$(mainpid)
@@ -442,7 +502,7 @@ guest "hostnamectl set-hostname $h0 2>/dev/null || hostname $h0" >/dev/null || t
 upgrade_step() {
     local name=$1 cmd=$2 want=$3 before c st0 out arc after
     before=$(api .portico.version); c=$(cursor portico.socket); st0=$(socket_entered)
-    load_start
+    load_start --tls-port "$HTTPS_PORT"
     out=$(guest "$cmd" 300) && arc=0 || arc=$?
     load_stop
     after=$(api .portico.version)
@@ -466,7 +526,9 @@ upgrade_step() {
 v=$(api .portico.version)
 if [[ $v == "$V1" ]]; then pass "upgrade: booted with v1 installed (version $v)"; else fail "upgrade: booted version '$v', expected $V1"; fi
 upgrade_step "upgrade v1->v2" "apt-get install -y /root/debs/v2.deb" "$V2"
+login_check "upgrade v1->v2"
 upgrade_step "downgrade v2->v1" "apt-get install -y --allow-downgrades /root/debs/v1.deb" "$V1"
+login_check "downgrade v2->v1"
 
 # ---------------------------------------------------------------------------------------
 # Field faults (issue 10): port 80 comes back by itself once the cause is gone. Each runs
@@ -567,12 +629,16 @@ echo "CLIENTS: crash loop (a request in flight in a killed process is closed una
 revive_if_dead
 
 # Remove: stopped, nothing listening, no process; the conffile stays until purge.
+if [[ -n $HTTPS_UNIT_BY_TEST ]]; then # what the package will do once it ships the unit
+    guest "systemctl disable -q --now portico-https.socket; rm -f /etc/systemd/system/portico-https.socket; systemctl daemon-reload" >/dev/null || true
+fi
 out=$(guest "apt-get remove -y portico" 300) && arc=0 || arc=$?
+kept=$(guest "test -f /var/lib/private/portico/owner.json && echo kept" || true)
 left=$(guest "pgrep -a -x portico; systemctl is-active portico.socket portico.service; \
     if timeout 3 bash -c ': </dev/tcp/127.0.0.1/80' 2>/dev/null; then echo port-80-open; fi" || true)
 h=$(status /healthz)
 if ((arc == 0)) && [[ $(echo $left) == "inactive inactive" && $h != 200 ]]; then
-    pass "remove: apt-get remove: port 80 closed in the guest, host gets no 200 ($h), no portico process, units inactive"
+    pass "remove: apt-get remove: port 80 closed in the guest, host gets no 200 ($h), no portico process, units inactive (owner state: ${kept:-gone})"
 else
     fail "remove: apt-get remove (exit $arc): $(echo $left); host /healthz $h"; tail -n 15 <<<"$out" | sed 's/^/    /'
 fi
@@ -583,7 +649,7 @@ left=$(guest "dpkg-query -W -f='\${db:Status-Status}\n' portico 2>/dev/null; \
         /var/log/portico /var/log/private/portico /run/portico 2>/dev/null; \
     find /etc/systemd /usr/lib/systemd /var/lib/systemd -name 'portico*' 2>/dev/null" || true)
 if ((arc == 0)) && [[ -z $(grep -v '^not-installed$' <<<"$left") ]]; then
-    pass "purge: apt-get purge: no config, state, unit files or enable links left"
+    pass "purge: apt-get purge: no config, state (/var/lib/private/portico included), unit files or enable links left"
 else
     fail "purge: apt-get purge (exit $arc) left: $(echo $left)"; tail -n 15 <<<"$out" | sed 's/^/    /'
 fi

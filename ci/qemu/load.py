@@ -6,6 +6,8 @@
              most: every request goes through the listening socket that systemd holds.
   keepalive  --keepalive N connections, each reused for request after request (HTTP/1.1
              keep-alive), as a browser or a monitoring agent does.
+  tls        with --tls-port P: like close, over HTTPS to 127.0.0.1:P (a new TLS connection
+             per request, the certificate not verified: the device's own is self-signed).
   burst      with --burst N: every --burst-every seconds, N clients at once, one request each
              on a new connection (what trips systemd's socket trigger limit).
 
@@ -36,6 +38,7 @@ import http.client
 import json
 import os
 import socket
+import ssl
 import struct
 import threading
 import time
@@ -47,6 +50,7 @@ p.add_argument("--max-seconds", type=float, default=600)
 p.add_argument("--path", default="/healthz")
 p.add_argument("--timeout", type=float, default=20, help="seconds a client waits for an answer")
 p.add_argument("--keepalive", type=int, default=0, help="keep-alive connections")
+p.add_argument("--tls-port", type=int, default=0, help="also a TLS stream to this port")
 p.add_argument("--burst", type=int, default=0, help="clients per burst")
 p.add_argument("--burst-every", type=float, default=5)
 args = p.parse_args()
@@ -152,13 +156,22 @@ def unacked(sock):
         return 0
 
 
+TLS = ssl.create_default_context()
+TLS.check_hostname = False
+TLS.verify_mode = ssl.CERT_NONE
+
+
 def new_conn():
     return http.client.HTTPConnection("127.0.0.1", args.port, timeout=args.timeout)
 
 
-def close_stream(stream):
+def new_tls_conn():
+    return http.client.HTTPSConnection("127.0.0.1", args.tls_port, timeout=args.timeout, context=TLS)
+
+
+def close_stream(stream, connect=new_conn):
     while not stopped():
-        ok = request(stream, new_conn(), {"Connection": "close"})
+        ok = request(stream, connect(), {"Connection": "close"})
         time.sleep(0.02 if ok else 0.05)  # steady, not flooding: the guest is emulated
 
 
@@ -189,6 +202,9 @@ threads = [threading.Thread(target=close_stream, args=(streams["close"],))]
 for i in range(args.keepalive):
     streams.setdefault("keepalive", Stream())
     threads.append(threading.Thread(target=keepalive_stream, args=(streams["keepalive"],)))
+if args.tls_port:
+    streams["tls"] = Stream()
+    threads.append(threading.Thread(target=close_stream, args=(streams["tls"], new_tls_conn)))
 if args.burst:
     streams["burst"] = Stream()
     threads.append(threading.Thread(target=bursts, args=(streams["burst"],)))
