@@ -160,20 +160,12 @@ mkdir -p "$R/root/debs"
 cp "$DEB1" "$R/root/debs/v1.deb"; cp "$DEB2" "$R/root/debs/v2.deb"; cp "$DEBB" "$R/root/debs/broken.deb"
 chroot "$R" dpkg -i /root/debs/v1.deb >"$WORK/dpkg-v1.log" 2>&1 \
     || { cat "$WORK/dpkg-v1.log" >&2; echo "qemu-test: installing v1.deb into the image failed" >&2; exit 1; }
-# Until the package ships and enables portico-https.socket itself, the image gets the unit
-# from systemd/ and enables it (portico opens the owner's state only with an HTTPS socket);
-# both steps are no-ops once the package does them. HTTPS_UNIT_BY_TEST: the test removes
-# what it added before the package's removal.
-HTTPS_UNIT_BY_TEST=''
-if [[ ! -f $R/usr/lib/systemd/system/portico-https.socket ]]; then
-    echo "qemu-test: the package has no portico-https.socket; the image gets systemd/portico-https.socket"
-    install -D -m 644 "$ROOT/systemd/portico-https.socket" "$R/etc/systemd/system/portico-https.socket"
-    HTTPS_UNIT_BY_TEST=1
-fi
-if [[ $(systemctl --root="$R" is-enabled portico-https.socket 2>/dev/null) != enabled ]]; then
-    echo "qemu-test: the package did not enable portico-https.socket; enabling it in the image"
-    systemctl --root="$R" enable -q portico-https.socket
-fi
+# The package enabled both sockets in the image, as on a device (portico opens the owner's
+# state only with an HTTPS socket).
+for unit in portico.socket portico-https.socket; do
+    [[ $(systemctl --root="$R" is-enabled "$unit" 2>/dev/null) == enabled ]] \
+        || { echo "qemu-test: installing v1.deb did not enable $unit" >&2; exit 1; }
+done
 mkfs.ext4 -q -F -L root -d "$R" "$WORK/disk.img" 1G >/dev/null
 
 # Tiny busybox initrd: load the modules to reach /dev/vda, mount it, switch_root to systemd.
@@ -629,15 +621,12 @@ echo "CLIENTS: crash loop (a request in flight in a killed process is closed una
 revive_if_dead
 
 # Remove: stopped, nothing listening, no process; the conffile stays until purge.
-if [[ -n $HTTPS_UNIT_BY_TEST ]]; then # what the package will do once it ships the unit
-    guest "systemctl disable -q --now portico-https.socket; rm -f /etc/systemd/system/portico-https.socket; systemctl daemon-reload" >/dev/null || true
-fi
 out=$(guest "apt-get remove -y portico" 300) && arc=0 || arc=$?
 kept=$(guest "test -f /var/lib/private/portico/owner.json && echo kept" || true)
-left=$(guest "pgrep -a -x portico; systemctl is-active portico.socket portico.service; \
+left=$(guest "pgrep -a -x portico; systemctl is-active portico.socket portico-https.socket portico.service; \
     if timeout 3 bash -c ': </dev/tcp/127.0.0.1/80' 2>/dev/null; then echo port-80-open; fi" || true)
 h=$(status /healthz)
-if ((arc == 0)) && [[ $(echo $left) == "inactive inactive" && $h != 200 ]]; then
+if ((arc == 0)) && [[ $(echo $left) == "inactive inactive inactive" && $h != 200 ]]; then
     pass "remove: apt-get remove: port 80 closed in the guest, host gets no 200 ($h), no portico process, units inactive (owner state: ${kept:-gone})"
 else
     fail "remove: apt-get remove (exit $arc): $(echo $left); host /healthz $h"; tail -n 15 <<<"$out" | sed 's/^/    /'
