@@ -59,6 +59,8 @@ pub enum AuthError {
     NotSetUp,
     AlreadySetUp,
     Busy,
+    /// A setting the device cannot take, and why (a certificate that does not parse).
+    Refused(String),
     Storage(String),
 }
 
@@ -71,6 +73,7 @@ impl std::fmt::Display for AuthError {
             AuthError::NotSetUp => f.write_str("This device has no owner yet: set it up first."),
             AuthError::AlreadySetUp => f.write_str("This device is set up already: log in."),
             AuthError::Busy => f.write_str("Too many logins at once: try again in a moment."),
+            AuthError::Refused(why) => f.write_str(why),
             AuthError::Storage(why) => write!(f, "The device could not save it: {why}"),
         }
     }

@@ -1,17 +1,20 @@
-//! The page that README's "Adding your own page" walks through: an HTML page and a JSON
-//! endpoint. Built and tested in CI (`--features example-page`), so the walk-through
-//! cannot rot; a team copies it and drops the feature.
+//! The page that README's "Adding your own page" walks through: a public HTML page and a
+//! JSON endpoint behind the owner's login. Built and tested in CI (`--features
+//! example-page`), so the walk-through cannot rot; a team copies it and drops the feature.
 
 use axum::Router;
 use axum::response::{Html, Json};
 use axum::routing::get;
 use serde::Serialize;
 
+use crate::auth::{HasAuth, LoggedIn};
+
 /// The routes this page adds; routes::router merges them in.
-pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
+pub fn routes<S: HasAuth + Clone + Send + Sync + 'static>() -> Router<S> {
     Router::new().route("/hello", get(page)).route("/api/hello", get(api))
 }
 
+/// Public, like the status page.
 async fn page() -> Html<&'static str> {
     Html("<!doctype html><title>Hello</title><h1>Hello from this device</h1>")
 }
@@ -21,7 +24,9 @@ struct Hello {
     greeting: &'static str,
 }
 
-async fn api() -> Json<Hello> {
+/// Behind the owner's login: taking `LoggedIn` is all it takes. Over plain HTTP it
+/// redirects to HTTPS; without a session, to the login.
+async fn api(_owner: LoggedIn) -> Json<Hello> {
     Json(Hello { greeting: "hello" })
 }
 

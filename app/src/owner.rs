@@ -130,7 +130,10 @@ async fn set_up(State(state): State<Arc<AppState>>, parts: Parts, form: axum::Fo
 fn status_of(error: &AuthError) -> StatusCode {
     match error {
         AuthError::WrongCode | AuthError::WrongPassword => StatusCode::FORBIDDEN,
-        AuthError::WeakPassword(_) | AuthError::NotSetUp | AuthError::AlreadySetUp => StatusCode::BAD_REQUEST,
+        AuthError::WeakPassword(_)
+        | AuthError::NotSetUp
+        | AuthError::AlreadySetUp
+        | AuthError::Refused(_) => StatusCode::BAD_REQUEST,
         AuthError::Busy => StatusCode::SERVICE_UNAVAILABLE,
         AuthError::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
@@ -331,5 +334,5 @@ async fn replace_certificate(
             );
             *state.certificate.write().unwrap_or_else(|p| p.into_inner()) = Some(summary);
         });
-    done(&state, &owner, result.map_err(AuthError::Storage))
+    done(&state, &owner, result.map_err(AuthError::Refused))
 }

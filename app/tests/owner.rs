@@ -434,3 +434,32 @@ fn power_loss_during_writes_leaves_the_old_state_or_the_new() {
     assert_eq!(browser.log_in("not the owner's password!").status, 403);
     assert_eq!(browser.log_in(PASSWORD).status, 303);
 }
+
+/// The owner uploads a certificate and key: checked, then used for new connections at
+/// once; a key that is not the certificate's is refused and the old one stays.
+#[test]
+fn an_uploaded_certificate_replaces_the_generated_one_without_a_restart() {
+    let (device, state) = owned_device(&[]);
+    let other_state = state_directory();
+    let other = start(&other_state, &[]);
+    let new_fingerprint = Client::connect(other.https).fingerprint;
+    let cert = std::fs::read_to_string(other_state.join("tls.crt")).unwrap();
+    let key = std::fs::read_to_string(other_state.join("tls.key")).unwrap();
+    let old_fingerprint = Client::connect(device.https).fingerprint;
+
+    let mut browser = device.browser();
+    browser.log_in(PASSWORD);
+    let csrf = browser.csrf();
+    let own_key = std::fs::read_to_string(state.join("tls.key")).unwrap();
+    let mismatched =
+        browser.post("/settings/certificate", &[("certificate", &cert), ("key", &own_key), ("csrf", &csrf)]);
+    assert_eq!(mismatched.status, 400, "{}", mismatched.body);
+    assert!(mismatched.body.contains("do not belong together"), "{}", mismatched.body);
+    assert_eq!(Client::connect(device.https).fingerprint, old_fingerprint);
+
+    let replaced =
+        browser.post("/settings/certificate", &[("certificate", &cert), ("key", &key), ("csrf", &csrf)]);
+    assert_eq!(replaced.status, 303, "{}", replaced.body);
+    assert_eq!(Client::connect(device.https).fingerprint, new_fingerprint);
+    assert_eq!(api_status(device.http)["certificate"]["fingerprint_sha256"], new_fingerprint.as_str());
+}
