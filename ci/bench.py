@@ -373,8 +373,10 @@ def servers(args, d, www, asset, asset_bytes, asset_type):
 
 def tls_servers(args, d, asset, asset_bytes, pair):
     """The HTTPS rows: the asset over TLS with the certificate and key in `pair`."""
+    # The owner's state goes beside the pair: portico keeps it wherever HTTPS is served.
     portico = [args.portico, "--require-activation", *args.portico_args.split(),
-               "--tls-certificate", pair[0], "--tls-key", pair[1]]
+               "--tls-certificate", pair[0], "--tls-key", pair[1],
+               "--state-directory", os.path.dirname(pair[0])]
     rows = [
         Server("portico", asset, "rustls 0.23 on ring (the default `tls` feature); its socket named "
                "https; --tls-certificate/--tls-key; " + args.portico_note, lambda p: portico,

@@ -73,6 +73,10 @@ impl Store {
     }
 
     pub fn save(&self, owner: &Owner) -> std::io::Result<()> {
+        use std::os::unix::fs::DirBuilderExt;
+        if let Some(dir) = self.path.parent() {
+            std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+        }
         let json = serde_json::to_string(owner).map_err(std::io::Error::other)?;
         let text = format!("{json}\n{}\n", checksum(&json));
         write_atomically(&self.path, text.as_bytes(), 0o600)
