@@ -65,8 +65,8 @@ export PORTICO_VERSION = "${PV}"
 # tls: HTTPS on port 443 (portico-https.socket) and the owner's login, which only ever
 # travels over it; the cargo feature of that name, on by default as in Cargo.toml. Without
 # it the binary is smaller (no rustls, no ring) and only port 80 is installed.
-# cargo.bbclass's oe_cargo_build passes ${PACKAGECONFIG_CONFARGS} to cargo itself (the
-# chosen side of each option; cargo refuses --no-default-features given twice).
+# cargo.bbclass passes ${PACKAGECONFIG_CONFARGS} to cargo build itself (the chosen side
+# of each option; cargo refuses --no-default-features given twice).
 PACKAGECONFIG ??= "tls"
 PACKAGECONFIG[tls] = "--features tls,--no-default-features"
 PORTICO_HTTPS_SOCKET = "${@bb.utils.contains('PACKAGECONFIG', 'tls', 'portico-https.socket', '', d)}"
