@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use toml::de::{DeTable, DeValue};
+use crate::flat_toml::{self, Value};
 use tracing::level_filters::LevelFilter;
 
 /// Where the config file is read from unless `--config` or `PORTICO_CONFIG` says otherwise.
@@ -32,7 +32,7 @@ struct Key {
     value: &'static str,
     default: &'static str,
     help: &'static str,
-    set: fn(&mut Config, Raw<'_>) -> Result<(), String>,
+    set: fn(&mut Config, Raw) -> Result<(), String>,
 }
 
 const KEYS: &[Key] = &[
@@ -534,19 +534,19 @@ pub fn load(args: impl IntoIterator<Item = OsString>) -> Result<Command, ConfigE
     })
 }
 
-/// A value before it is checked against its key: text (flags, environment) or TOML.
-enum Raw<'a> {
+/// A value before it is checked against its key: text (flags, environment) or the file's.
+enum Raw {
     Text(String),
-    Toml(DeValue<'a>),
+    File(Value),
     /// Several `--listen` flags, in order.
     List(Vec<String>),
 }
 
-impl Raw<'_> {
+impl Raw {
     fn describe(&self) -> String {
         match self {
             Raw::Text(text) => format!("{text:?}"),
-            Raw::Toml(value) => describe_toml(value),
+            Raw::File(value) => value.to_string(),
             Raw::List(items) => format!("{items:?}"),
         }
     }
@@ -554,14 +554,14 @@ impl Raw<'_> {
     fn text(self) -> Result<String, String> {
         match self {
             Raw::Text(text) => Ok(text),
-            Raw::Toml(DeValue::String(text)) => Ok(text.into_owned()),
+            Raw::File(Value::String(text)) => Ok(text),
             other => Err(format!("expected a string, found {}", other.describe())),
         }
     }
 
     fn flag(self) -> Result<bool, String> {
         match self {
-            Raw::Toml(DeValue::Boolean(b)) => Ok(b),
+            Raw::File(Value::Boolean(b)) => Ok(b),
             Raw::Text(text) => match text.as_str() {
                 "true" | "yes" | "1" | "on" => Ok(true),
                 "false" | "no" | "0" | "off" => Ok(false),
@@ -574,7 +574,7 @@ impl Raw<'_> {
     fn count(self) -> Result<usize, String> {
         let found = self.describe();
         let n = match self {
-            Raw::Toml(DeValue::Integer(n)) => usize::from_str_radix(n.as_str(), n.radix()).ok(),
+            Raw::File(Value::Integer(n)) => usize::try_from(n).ok(),
             Raw::Text(text) => text.parse().ok(),
             _ => None,
         };
@@ -593,41 +593,31 @@ impl Raw<'_> {
         match self {
             Raw::List(items) => Ok(items),
             Raw::Text(text) => Ok(text.split(',').map(|s| s.trim().to_owned()).collect()),
-            Raw::Toml(DeValue::String(text)) => Ok(vec![text.into_owned()]),
-            Raw::Toml(DeValue::Array(items)) => items
-                .iter()
-                .map(|item| match item.get_ref() {
-                    DeValue::String(text) => Ok(text.to_string()),
-                    other => Err(format!("expected a list of addresses, found {}", describe_toml(other))),
+            Raw::File(Value::String(text)) => Ok(vec![text]),
+            Raw::File(Value::Array(items)) => items
+                .into_iter()
+                .map(|item| match item {
+                    Value::String(text) => Ok(text),
+                    other => Err(format!("expected a list of addresses, found {other} in it")),
                 })
                 .collect(),
-            Raw::Toml(other) => Err(format!("expected a list of addresses, found {}", describe_toml(&other))),
+            Raw::File(other) => Err(format!("expected a list of addresses, found {other}")),
         }
-    }
-}
-
-fn describe_toml(value: &DeValue<'_>) -> String {
-    match value {
-        DeValue::String(s) => format!("string {s:?}"),
-        DeValue::Integer(n) => format!("integer {n}"),
-        DeValue::Float(f) => format!("float {}", f.as_str()),
-        DeValue::Boolean(b) => format!("boolean {b}"),
-        other => other.type_str().to_owned(),
     }
 }
 
 impl Config {
     fn apply_file(&mut self, path: &std::path::Path, text: &str) -> Result<(), ConfigError> {
-        let table = DeTable::parse(text).map_err(|e| ConfigError(format!("{}: {e}", path.display())))?;
-        for (key, value) in table.into_inner() {
-            let key = key.into_inner();
-            self.set(&key, Raw::Toml(value.into_inner()))
-                .map_err(|e| ConfigError(format!("{}: key `{key}`: {e}", path.display())))?;
+        let entries = flat_toml::parse(text).map_err(|e| ConfigError(format!("{}: {e}", path.display())))?;
+        for entry in entries {
+            self.set(&entry.key, Raw::File(entry.value)).map_err(|e| {
+                ConfigError(format!("{}: line {}: key `{}`: {e}", path.display(), entry.line, entry.key))
+            })?;
         }
         Ok(())
     }
 
-    fn set(&mut self, name: &str, value: Raw<'_>) -> Result<(), String> {
+    fn set(&mut self, name: &str, value: Raw) -> Result<(), String> {
         match key(name) {
             Some(key) => (key.set)(self, value),
             None => {
@@ -676,7 +666,7 @@ impl Config {
 enum ParsedFlags {
     Help,
     Version,
-    Settings { reset_owner: bool, config_path: Option<PathBuf>, settings: Vec<(&'static str, Raw<'static>)> },
+    Settings { reset_owner: bool, config_path: Option<PathBuf>, settings: Vec<(&'static str, Raw)> },
 }
 
 fn parse_flags(args: impl IntoIterator<Item = OsString>) -> Result<ParsedFlags, ConfigError> {
@@ -810,8 +800,8 @@ mod tests {
             .filter_map(|line| line.strip_prefix('#').filter(|l| l.contains(" = ")))
             .map(|line| format!("{line}\n"))
             .collect();
-        let table = DeTable::parse(&uncommented).unwrap().into_inner();
-        let documented: Vec<String> = table.keys().map(|k| k.get_ref().to_string()).collect();
+        let documented: Vec<String> =
+            flat_toml::parse(&uncommented).unwrap().into_iter().map(|e| e.key).collect();
         for key in KEYS {
             assert!(
                 documented.iter().any(|d| d == key.name),

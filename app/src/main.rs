@@ -11,6 +11,7 @@ mod auth;
 mod config;
 #[cfg(feature = "example-page")]
 mod example_page;
+mod flat_toml;
 mod handover;
 mod logging;
 mod metrics;

@@ -70,12 +70,14 @@ fn refused(start: Start, needles: &[&str]) {
 }
 
 #[test]
-fn a_bad_value_exits_78_naming_its_source_and_key() {
-    let file = config_file("drain_timeout = \"soon\"\n");
+fn a_bad_value_exits_78_naming_its_source_key_and_line() {
+    let file = config_file("# the image's settings\ndrain_timeout = \"soon\"\n");
     refused(
         Portico::start().env("PORTICO_CONFIG", file.to_str().unwrap()),
-        &["portico.toml", "key `drain_timeout`", "\"soon\""],
+        &["portico.toml: line 2: key `drain_timeout`", "\"soon\""],
     );
+    let file = config_file("drain_timeout = \"10s\"\n[server]\n");
+    refused(Portico::start().args(&["-c", file.to_str().unwrap()]), &["portico.toml: line 2:", "[sections]"]);
     refused(Portico::start().env("PORTICO_MAX_CONNECTIONS", "many"), &["PORTICO_MAX_CONNECTIONS", "many"]);
     refused(Portico::start().args(&["--keep-alive-timeout", "5"]), &["--keep-alive-timeout", "\"5\""]);
     refused(Portico::start().args(&["--no-such-option", "1"]), &["unknown option --no-such-option"]);
