@@ -238,8 +238,8 @@ const KEYS: &[Key] = &[
         name: "metrics_token",
         value: "TOKEN",
         default: "",
-        help: "the bearer token /metrics wants; none: the credential metrics-token, else \
-               /metrics is off",
+        help: "the bearer token /metrics wants, over HTTPS; none: the credential \
+               metrics-token, else /metrics is off",
         set: |c, v| {
             let token = v.text()?;
             if !token.is_empty() && token.len() < MIN_TOKEN_LENGTH {

@@ -5,6 +5,8 @@
 //! Who may scrape is the owner's choice: whoever presents the bearer token (the config's
 //! `metrics_token`, or the systemd credential `metrics-token`), or anyone if
 //! `metrics_public` is set. Neither set, /metrics answers 403 and says how to enable it.
+//! The token is a credential, so where HTTPS exists it is taken only over HTTPS (or a Unix
+//! socket, which never leaves the device), as the owner's password is.
 
 use std::fmt::Write as _;
 
@@ -19,15 +21,34 @@ pub enum Access {
     Public,
 }
 
+/// What a scrape gets.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Allowed,
+    Off,
+    TokenNeeded,
+    /// A token is configured and the request came over plain HTTP on the network;
+    /// `leaked` if it carried the right token anyway.
+    OverHttpsOnly {
+        leaked: bool,
+    },
+}
+
 impl Access {
-    /// Whether a request with this Authorization header may scrape.
-    pub fn allows(&self, authorization: Option<&[u8]>) -> bool {
-        match self {
-            Access::Public => true,
-            Access::Closed => false,
-            Access::Token(token) => authorization
+    /// Whether a request with this Authorization header may scrape; `in_clear` if it came
+    /// over plain HTTP on a network socket.
+    pub fn check(&self, authorization: Option<&[u8]>, in_clear: bool) -> Verdict {
+        let token_given = |token: &str| {
+            authorization
                 .and_then(|value| value.strip_prefix(b"Bearer "))
-                .is_some_and(|given| constant_time_eq(given, token.as_bytes())),
+                .is_some_and(|given| constant_time_eq(given, token.as_bytes()))
+        };
+        match self {
+            Access::Public => Verdict::Allowed,
+            Access::Closed => Verdict::Off,
+            Access::Token(token) if in_clear => Verdict::OverHttpsOnly { leaked: token_given(token) },
+            Access::Token(token) if token_given(token) => Verdict::Allowed,
+            Access::Token(_) => Verdict::TokenNeeded,
         }
     }
 }
@@ -182,17 +203,24 @@ fn escape(value: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::Access;
+    use super::{Access, Verdict};
 
     #[test]
     fn only_the_right_bearer_token_is_let_in() {
         let access = Access::Token("s3cret-token".into());
-        assert!(access.allows(Some(b"Bearer s3cret-token")));
-        assert!(!access.allows(Some(b"Bearer s3cret-tokeN")));
-        assert!(!access.allows(Some(b"Bearer s3cret")));
-        assert!(!access.allows(Some(b"Basic s3cret-token")));
-        assert!(!access.allows(None));
-        assert!(Access::Public.allows(None));
-        assert!(!Access::Closed.allows(Some(b"Bearer ")));
+        assert_eq!(access.check(Some(b"Bearer s3cret-token"), false), Verdict::Allowed);
+        for wrong in [&b"Bearer s3cret-tokeN"[..], b"Bearer s3cret", b"Basic s3cret-token"] {
+            assert_eq!(access.check(Some(wrong), false), Verdict::TokenNeeded);
+        }
+        assert_eq!(access.check(None, false), Verdict::TokenNeeded);
+        assert_eq!(Access::Public.check(None, true), Verdict::Allowed);
+        assert_eq!(Access::Closed.check(Some(b"Bearer "), false), Verdict::Off);
+    }
+
+    #[test]
+    fn a_token_is_taken_only_over_https() {
+        let access = Access::Token("s3cret-token".into());
+        assert_eq!(access.check(Some(b"Bearer s3cret-token"), true), Verdict::OverHttpsOnly { leaked: true });
+        assert_eq!(access.check(None, true), Verdict::OverHttpsOnly { leaked: false });
     }
 }

@@ -8,12 +8,13 @@ use std::sync::{Arc, RwLock};
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{Extension, State};
 use axum::http::{HeaderMap, HeaderValue, Method, Request, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 
 use crate::metrics;
+use crate::peer::Peer;
 use crate::shutdown::Shutdown;
 use crate::stats::Counters;
 use crate::status::{self, Fixed};
@@ -132,21 +133,48 @@ async fn healthz(State(state): State<Arc<AppState>>) -> Response {
     (code, [(header::CACHE_CONTROL, "no-store")], body).into_response()
 }
 
-async fn metrics(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+async fn metrics(
+    State(state): State<Arc<AppState>>,
+    peer: Option<Extension<Peer>>,
+    headers: HeaderMap,
+) -> Response {
     let authorization = headers.get(header::AUTHORIZATION).map(HeaderValue::as_bytes);
-    if !state.metrics.allows(authorization) {
-        return match state.metrics {
-            metrics::Access::Token(_) => {
-                tracing::debug!("/metrics: missing or wrong bearer token");
-                (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Bearer")], "bearer token required\n")
-                    .into_response()
+    // Built without TLS, plain HTTP is the only way there is.
+    let in_clear =
+        cfg!(feature = "tls") && peer.is_some_and(|Extension(peer)| !peer.https && peer.ip.is_some());
+    match state.metrics.check(authorization, in_clear) {
+        metrics::Verdict::Allowed => {}
+        metrics::Verdict::TokenNeeded => {
+            tracing::debug!("/metrics: missing or wrong bearer token");
+            return (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, "Bearer")],
+                "bearer token required\n",
+            )
+                .into_response();
+        }
+        metrics::Verdict::OverHttpsOnly { leaked } => {
+            if leaked {
+                let client =
+                    peer.and_then(|Extension(peer)| peer.ip).map(|ip| ip.to_string()).unwrap_or_default();
+                tracing::warn!(
+                    "/metrics: the bearer token came over plain HTTP from {client}, readable by anyone \
+                     on the way; replace it, and scrape over HTTPS"
+                );
             }
-            _ => (
+            return (
+                StatusCode::FORBIDDEN,
+                "/metrics takes the bearer token over HTTPS only: scrape https://this-device/metrics\n",
+            )
+                .into_response();
+        }
+        metrics::Verdict::Off => {
+            return (
                 StatusCode::FORBIDDEN,
                 "/metrics is off: set metrics_token (or the credential metrics-token), or metrics_public\n",
             )
-                .into_response(),
-        };
+                .into_response();
+        }
     }
     let body = metrics::render(&collect(&state), state.counters.snapshot(), state.counters.totals());
     (

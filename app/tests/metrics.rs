@@ -28,18 +28,30 @@ fn metrics_are_off_until_a_token_or_public_access_is_configured() {
     assert!(response.body.contains("metrics_token"), "says how to turn it on: {}", response.body);
 }
 
+/// The token is a credential: over HTTPS only the right one scrapes; over plain HTTP it is
+/// refused even when right, and a right one is logged as exposed, so the owner replaces it.
 #[test]
-fn only_the_configured_bearer_token_may_scrape() {
-    let (_portico, addr) = serve(&["--metrics-token", TOKEN]);
-    assert_eq!(scrape(addr, "").status, 401);
-    assert_eq!(scrape(addr, "Authorization: Bearer 0123456789abcdef0124\r\n").status, 401);
-    let response = scrape(addr, &format!("Authorization: Bearer {TOKEN}\r\n"));
+fn the_bearer_token_is_taken_over_https_only() {
+    let (portico, http, https) = serve_both(&["--metrics-token", TOKEN]);
+    let mut client = tls::Client::connect(https);
+    assert_eq!(client.get("/metrics").status, 401);
+    let wrong = client.request("GET", "/metrics", "Authorization: Bearer 0123456789abcdef0124\r\n", "");
+    assert_eq!(wrong.status, 401);
+    let response = client.request("GET", "/metrics", &format!("Authorization: Bearer {TOKEN}\r\n"), "");
     assert_eq!(response.status, 200);
     assert!(
         response.head.to_ascii_lowercase().contains("content-type: text/plain; version=0.0.4"),
         "{}",
         response.head
     );
+
+    let refused = scrape(http, "");
+    assert_eq!(refused.status, 403);
+    assert!(refused.body.contains("https://"), "says where to scrape: {}", refused.body);
+    let exposed = "the bearer token came over plain HTTP from 127.0.0.1";
+    assert!(!portico.stderr().contains(exposed), "{}", portico.stderr());
+    assert_eq!(scrape(http, &format!("Authorization: Bearer {TOKEN}\r\n")).status, 403);
+    assert!(portico.stderr().contains(exposed), "{}", portico.stderr());
 }
 
 #[test]
