@@ -91,9 +91,11 @@ dpkg_root() {
         >>"$tmp/dpkg.log" 2>&1
 }
 wants=$root/etc/systemd/system/sockets.target.wants
-# Both sockets or neither: the .deb has portico-https.socket (built with TLS).
+# Both sockets or neither: the .deb has portico-https.socket (built with TLS). -L, not -e:
+# an enable link points to /usr/lib/systemd/system/..., which the scratch root, not the
+# host, has; -e follows it, so "! -e" held with the link there.
 enabled() { [ -L "$wants/portico.socket" ] && [ -L "$wants/portico-https.socket" ]; }
-disabled() { [ ! -e "$wants/portico.socket" ] && [ ! -e "$wants/portico-https.socket" ]; }
+disabled() { [ ! -L "$wants/portico.socket" ] && [ ! -L "$wants/portico-https.socket" ]; }
 state() { mkdir -p "$root/var/lib/private/portico" && touch "$root/var/lib/private/portico/x"; }
 installed_version() { dpkg-query --admindir="$root/var/lib/dpkg" -W -f='${Version}' portico 2>/dev/null; }
 
