@@ -122,6 +122,9 @@ t_upgrade_https_disabled() { # then back on, for the remove below
         [ ! -L "$wants/portico-https.socket" ] && admin enable portico-https.socket
 }
 t_remove_marks() { marked "$root/var" portico.socket portico-https.socket; }
+t_reinstall_removed() { # dpkg passes the removed version: "configure 0.1.0"; then removed again
+    dpkg_root -i "$deb1" && enabled && [ ! -e "$root/var/lib/portico-maint/removed" ] && dpkg_root -r portico && disabled
+}
 t_purge_marks() { # there before (the check above), gone after
     local before=false
     ! marked "$root/var" portico.socket portico-https.socket || before=true
@@ -135,6 +138,7 @@ check "dpkg -i v2 (upgrade) after the admin disabled portico-https.socket: it st
     t_upgrade_https_disabled
 check "dpkg -r (remove): socket disabled, binary gone, conffile and state kept" t_remove
 check "dpkg -r (remove): the markers stay" t_remove_marks
+check "dpkg -i v1 after dpkg -r (not purged, an upgrade to dpkg): both sockets enabled again" t_reinstall_removed
 check "dpkg -P (purge): conffile, state and the markers gone" t_purge_marks
 check "dpkg -i v1 (reinstall): socket enabled again" t_reinstall
 # Offline, an upgrade must not have touched the units at all (no stop, no disable).
@@ -307,7 +311,13 @@ check "live upgrade (dpkg, rpm, opkg) after the admin disabled portico-https.soc
     t_live_https_disabled
 check "live upgrade enabling portico-https.socket, or finding it enabled (a package before the markers), records it" \
     t_live_https_new_marks
+t_live_reinstall() { # dpkg: remove, then install again (dpkg says "configure OLDVERSION")
+    live yes DPKG_MAINTSCRIPT_PACKAGE=portico prerm remove >/dev/null &&
+        [ "$(live no https=no marks=keep DPKG_MAINTSCRIPT_PACKAGE=portico postinst configure 0.0.1)" = \
+            $'enable portico.socket portico-https.socket\ndaemon-reload\nstart portico.socket portico-https.socket' ]
+}
 check "live rpm erase keeps the markers; purge (dpkg, opkg) removes them" t_live_purge_marks
+check "live dpkg reinstall after a remove (not purge): enables and starts both sockets, as an install" t_live_reinstall
 
 if [ "$failed" -gt "$failed_before" ]; then
     echo "--- dpkg and scriptlet log:"

@@ -11,6 +11,7 @@
 #   portico_maint postinst "$@"     portico_maint prerm "$@"     portico_maint postrm "$@"
 # How each package manager calls the scripts, and what that means here:
 #   dpkg  postinst configure ''          -> install   postinst configure OLDVER -> upgrade
+#         (or install, after a remove: dpkg passes the removed version when conffiles remain)
 #         postinst abort-remove          -> install (a failed removal had disabled the socket)
 #         postinst abort-upgrade|abort-deconfigure -> upgrade
 #         prerm remove                   -> remove    prerm upgrade|deconfigure|failed-upgrade -> nothing
@@ -47,7 +48,10 @@
 #            a `systemctl restart` of it when dropping connections is acceptable.
 #   remove   stop and disable the sockets and portico.service (the unit files are still
 #            there, which disable needs), and a global enable of the user units. The
-#            markers stay (rpm's erase is the same step): an install enables anyway.
+#            markers stay (rpm's erase is the same step): an install enables anyway. One
+#            more says the package was removed: dpkg configures a reinstall after a remove
+#            (not purge) as an upgrade from the version removed, which would enable nothing
+#            (the sockets are disabled now); with that marker it is an install.
 #   removed  daemon-reload, so systemd forgets the units whose files are gone.
 #   purge    remove what systemd may have left for the service (DynamicUser state, cache
 #            and log directories) and the markers, so that a new install starts afresh;
@@ -122,6 +126,10 @@ portico_upgrade_sockets() {
 portico_step() {
     root=${D:-${DPKG_ROOT:-}}
     marks=$root/var/lib/portico-maint
+    step=$1
+    if [ "$step" = upgrade ] && [ -e "$marks/removed" ]; then
+        step=install # dpkg reinstalling after a remove
+    fi
     if ! command -v systemctl >/dev/null 2>&1; then
         return 0 # no systemd on this system: nothing of this applies
     fi
@@ -132,7 +140,7 @@ portico_step() {
     portico_sockets
     # $sockets is split into unit names on purpose, here and below.
     # shellcheck disable=SC2086
-    case $1 in
+    case $step in
         install)
             if [ -n "$root" ]; then
                 portico_systemctl --root="$root" enable $sockets
@@ -144,6 +152,7 @@ portico_step() {
                 fi
             fi
             portico_mark $sockets
+            rm -f "$marks/removed"
             ;;
         upgrade)
             if $live; then
@@ -168,6 +177,8 @@ portico_step() {
                 portico_systemctl disable $sockets portico.service
                 systemctl --global disable portico.socket portico.service >/dev/null 2>&1 || true
             fi
+            mkdir -p "$marks" && touch "$marks/removed" ||
+                echo "portico: could not write $marks/removed; after a reinstall, enable the sockets by hand" >&2
             ;;
         removed)
             if $live; then
@@ -182,7 +193,7 @@ portico_step() {
             ;;
         nothing) ;;
         *)
-            echo "portico_step: unknown step '$1'" >&2
+            echo "portico_step: unknown step '$step'" >&2
             return 1
             ;;
     esac
