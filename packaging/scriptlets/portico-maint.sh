@@ -57,7 +57,8 @@
 #            and log directories) and the markers, so that a new install starts afresh;
 #            /etc/portico goes with the conffile, by the package manager.
 # The markers: one empty file per socket the package enabled (or found enabled on an
-# upgrade, which covers packages from before them), $root/var/lib/portico-maint/UNIT.enabled.
+# upgrade, which covers packages from before them), $root/var/lib/portico-maint/UNIT.enabled,
+# and .../removed (see remove).
 # They are the package's own bookkeeping, like /var/lib/systemd/deb-systemd-helper-enabled,
 # kept out of /var/lib/portico: that is portico.service's StateDirectory, which systemd and
 # the service own (with DynamicUser= a link into /var/lib/private that systemd manages).
