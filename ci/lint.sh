@@ -6,13 +6,15 @@
 #   2. ci/build-deb.sh for each binary that ci/cross-build.sh left in target/<triple>/release/,
 #      then lintian (a warning or error fails; overrides are in packaging/debian/).
 #   3. dpkg --root into a scratch root: install, upgrade, downgrade, remove, purge, reinstall,
-#      checking what the scripts did to the units (enabled or not) and to state. Offline,
+#      checking what the scripts did to the units (enabled or not), to state and to their
+#      markers (an admin's disable of portico-https.socket holds across upgrades). Offline,
 #      dpkg sets DPKG_ROOT, so the scripts only enable/disable; the live half (start,
 #      try-restart under a stream of requests) is the QEMU upgrade test's (ci/qemu-test.sh).
 #      The rpm and opkg argument conventions are run the same way, with Yocto's $D.
 #   4. The same scriptlet "live" (as where systemd is PID 1, in a private mount namespace),
 #      with a systemctl that records its calls: which units each step starts, stops and
-#      resets, in which order (an upgrade revives a failed socket and never stops it).
+#      resets, in which order (an upgrade revives a failed socket and never stops it), and
+#      which markers they leave in the namespace's /var.
 # Run ci/cross-build.sh first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
