@@ -6,13 +6,15 @@
 #   2. ci/build-deb.sh for each binary that ci/cross-build.sh left in target/<triple>/release/,
 #      then lintian (a warning or error fails; overrides are in packaging/debian/).
 #   3. dpkg --root into a scratch root: install, upgrade, downgrade, remove, purge, reinstall,
-#      checking what the scripts did to the units (enabled or not) and to state. Offline,
+#      checking what the scripts did to the units (enabled or not), to state and to their
+#      markers (an admin's disable of portico-https.socket holds across upgrades). Offline,
 #      dpkg sets DPKG_ROOT, so the scripts only enable/disable; the live half (start,
 #      try-restart under a stream of requests) is the QEMU upgrade test's (ci/qemu-test.sh).
 #      The rpm and opkg argument conventions are run the same way, with Yocto's $D.
 #   4. The same scriptlet "live" (as where systemd is PID 1, in a private mount namespace),
 #      with a systemctl that records its calls: which units each step starts, stops and
-#      resets, in which order (an upgrade revives a failed socket and never stops it).
+#      resets, in which order (an upgrade revives a failed socket and never stops it), and
+#      which markers they leave in the namespace's /var.
 # Run ci/cross-build.sh first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -91,11 +93,21 @@ dpkg_root() {
         >>"$tmp/dpkg.log" 2>&1
 }
 wants=$root/etc/systemd/system/sockets.target.wants
-# Both sockets or neither: the .deb has portico-https.socket (built with TLS).
+# Both sockets or neither: the .deb has portico-https.socket (built with TLS). -L, not -e:
+# an enable link points to /usr/lib/systemd/system/..., which the scratch root, not the
+# host, has; -e follows it, so "! -e" held with the link there.
 enabled() { [ -L "$wants/portico.socket" ] && [ -L "$wants/portico-https.socket" ]; }
-disabled() { [ ! -e "$wants/portico.socket" ] && [ ! -e "$wants/portico-https.socket" ]; }
+disabled() { [ ! -L "$wants/portico.socket" ] && [ ! -L "$wants/portico-https.socket" ]; }
 state() { mkdir -p "$root/var/lib/private/portico" && touch "$root/var/lib/private/portico/x"; }
 installed_version() { dpkg-query --admindir="$root/var/lib/dpkg" -W -f='${Version}' portico 2>/dev/null; }
+# marked VARDIR UNIT...: the scriptlet's markers under VARDIR/lib say it enabled each UNIT.
+marked() {
+    local var=$1 unit
+    shift
+    for unit; do [ -f "$var/lib/portico-maint/$unit.enabled" ] || return 1; done
+}
+# admin ARGS...: what an admin does with systemctl, offline in the scratch root.
+admin() { echo "## admin: $*" >>"$tmp/dpkg.log" && systemctl --root="$root" "$@" >>"$tmp/dpkg.log" 2>&1; }
 
 t_install() { dpkg_root -i "$deb1" && enabled && [ -f "$root/etc/portico/portico.toml" ]; }
 t_upgrade() { dpkg_root -i "$deb2" && enabled && [ "$(installed_version)" = "$version+lint2" ]; }
@@ -106,11 +118,30 @@ t_remove() {
 }
 t_purge() { dpkg_root -P portico && [ ! -e "$root/etc/portico" ] && [ ! -e "$root/var/lib/private/portico" ]; }
 t_reinstall() { dpkg_root -i "$deb1" && enabled; }
+t_install_marks() { marked "$root/var" portico.socket portico-https.socket; }
+t_upgrade_https_disabled() { # then back on, for the remove below
+    admin disable portico-https.socket && dpkg_root -i "$deb2" && [ -L "$wants/portico.socket" ] &&
+        [ ! -L "$wants/portico-https.socket" ] && admin enable portico-https.socket
+}
+t_remove_marks() { marked "$root/var" portico.socket portico-https.socket; }
+t_reinstall_removed() { # dpkg passes the removed version: "configure 0.1.0"; then removed again
+    dpkg_root -i "$deb1" && enabled && [ ! -e "$root/var/lib/portico-maint/removed" ] && dpkg_root -r portico && disabled
+}
+t_purge_marks() { # there before (the check above), gone after
+    local before=false
+    ! marked "$root/var" portico.socket portico-https.socket || before=true
+    t_purge && $before && [ ! -e "$root/var/lib/portico-maint" ]
+}
 check "dpkg -i v1 (install): portico.socket and portico-https.socket enabled, conffile in place" t_install
+check "dpkg -i v1 (install): both sockets recorded as enabled in /var/lib/portico-maint" t_install_marks
 check "dpkg -i v2 (upgrade): socket still enabled, nothing disabled" t_upgrade
 check "dpkg -i v1 (downgrade): socket still enabled" t_downgrade
+check "dpkg -i v2 (upgrade) after the admin disabled portico-https.socket: it stays disabled" \
+    t_upgrade_https_disabled
 check "dpkg -r (remove): socket disabled, binary gone, conffile and state kept" t_remove
-check "dpkg -P (purge): conffile and state gone" t_purge
+check "dpkg -r (remove): the markers stay" t_remove_marks
+check "dpkg -i v1 after dpkg -r (not purged, an upgrade to dpkg): both sockets enabled again" t_reinstall_removed
+check "dpkg -P (purge): conffile, state and the markers gone" t_purge_marks
 check "dpkg -i v1 (reinstall): socket enabled again" t_reinstall
 # Offline, an upgrade must not have touched the units at all (no stop, no disable).
 check "upgrade and downgrade called no stop/disable" \
@@ -142,7 +173,22 @@ t_opkg() {
         state && maint postrm purge && [ ! -e "$root/var/lib/private/portico" ]
 }
 check "rpm conventions (\$1 counts): install enables, upgrade keeps, erase disables" t_rpm
+t_https_new() { # an upgrade from a package built without portico-https.socket (no marker)
+    local args
+    for args in "postinst 2" "postinst configure 0.0.1"; do # rpm; dpkg's arguments, here with $D
+        rm -rf "$root/var/lib/portico-maint"
+        admin disable portico-https.socket && admin enable portico.socket || return 1
+        # shellcheck disable=SC2086 # the arguments, split
+        maint $args && enabled && marked "$root/var" portico-https.socket || return 1
+    done
+}
+t_rpm_https_disabled() { # the markers from above, the admin's disable, an rpm upgrade
+    admin disable portico-https.socket && maint postinst 2 && [ -L "$wants/portico.socket" ] &&
+        [ ! -L "$wants/portico-https.socket" ]
+}
 check "opkg conventions: upgrade keeps the socket, remove disables, purge clears state" t_opkg
+check "rpm and dpkg (\$D) upgrade from a package without portico-https.socket: it is enabled and recorded" t_https_new
+check "rpm upgrade after the admin disabled portico-https.socket: it stays disabled" t_rpm_https_disabled
 
 # --- 4. maintainer scripts, live: what they ask of systemd where it is PID 1
 # The scriptlet takes /run/systemd/system for "systemd runs this machine"; a private mount
@@ -168,22 +214,26 @@ EOF
 chmod +x "$tmp/bin/systemctl"
 ns=(unshare --mount)
 [ "$(id -u)" -eq 0 ] || ns+=(--map-root-user)
-# live ENABLED [https=STATE] [VAR=VALUE...] SCRIPT ARGS...: runs one maintainer script with
-# portico.socket enabled (yes) or not, portico-https.socket installed and enabled
+# live ENABLED [https=STATE] [marks=keep] [VAR=VALUE...] SCRIPT ARGS...: runs one maintainer
+# script with portico.socket enabled (yes) or not, portico-https.socket installed and enabled
 # (STATE yes, the default), installed only (no) or absent (none), and prints the systemctl
 # calls that change something, one a line. The unit directories are empty tmpfs in the
-# namespace, so what the host has installed does not count.
+# namespace, so what the host has installed does not count; /var is $livevar, where the
+# scriptlet's markers stay from one call to the next with marks=keep (else none are there).
+livevar=$tmp/live-var
 live() {
     local log=$tmp/systemctl.log enabled=$1 https=yes vars=()
     rm -f "$log" "$log".portico*
     shift
     [[ $1 != https=* ]] || { https=${1#https=}; shift; }
+    if [[ $1 == marks=keep ]]; then shift; else rm -rf "$livevar/lib/portico-maint"; fi
+    mkdir -p "$livevar"
     [ "$enabled" = no ] || touch "$log.portico.socket"
     [ "$https" != yes ] || touch "$log.portico-https.socket"
     while [[ $1 == *=* ]]; do vars+=("$1"); shift; done
     echo "## live, portico.socket enabled: $enabled, portico-https.socket: $https: ${vars[*]} $*" >>"$tmp/dpkg.log"
-    env SYSTEMCTL_LOG="$log" PATH="$tmp/bin:$PATH" HTTPS="$https" "${vars[@]}" "${ns[@]}" sh -c \
-        'mount -t tmpfs tmpfs /run && mkdir -p /run/systemd/system &&
+    env SYSTEMCTL_LOG="$log" PATH="$tmp/bin:$PATH" HTTPS="$https" LIVEVAR="$livevar" "${vars[@]}" "${ns[@]}" sh -c \
+        'mount -t tmpfs tmpfs /run && mkdir -p /run/systemd/system && mount --bind "$LIVEVAR" /var &&
          for d in /etc/systemd/system /usr/lib/systemd/system; do mount -t tmpfs tmpfs "$d"; done &&
          { [ "$HTTPS" = none ] || touch /usr/lib/systemd/system/portico-https.socket; } &&
          . packaging/scriptlets/portico-maint.sh && portico_maint "$@"' sh "$@" >>"$tmp/dpkg.log" 2>&1
@@ -229,9 +279,47 @@ check "live upgrade (dpkg, rpm, opkg): daemon-reload, reset-failed, start both s
 check "live upgrade with portico.socket disabled by the admin: no socket is enabled or started" t_live_disabled
 check "live upgrade from a package without portico-https.socket: it is enabled and started" t_live_https_new
 check "live, package built without TLS: only portico.socket is enabled, started, stopped" t_live_no_tls
+t_live_install_marks() { # dpkg, rpm, opkg
+    live no https=no DPKG_MAINTSCRIPT_PACKAGE=portico postinst configure >/dev/null &&
+        marked "$livevar" portico.socket portico-https.socket &&
+        live no https=no postinst 1 >/dev/null && marked "$livevar" portico.socket portico-https.socket &&
+        live no https=no postinst configure >/dev/null && marked "$livevar" portico.socket portico-https.socket
+}
+# Upgrades with portico-https.socket recorded and disabled: only portico.socket is started.
+upgrade_80_calls=$'daemon-reload\nreset-failed portico.socket portico-https.socket portico.service\nstart portico.socket\ntry-restart portico.service'
+t_live_https_disabled() { # installed, then the admin's `disable --now portico-https.socket`
+    live no https=no postinst 1 >/dev/null &&
+        [ "$(live yes https=no marks=keep DPKG_MAINTSCRIPT_PACKAGE=portico postinst configure 0.0.1)" = "$upgrade_80_calls" ] &&
+        [ "$(live yes https=no marks=keep postinst 2)" = "$upgrade_80_calls" ] &&       # rpm
+        [ "$(live yes https=no marks=keep postinst configure)" = "$upgrade_80_calls" ] && # opkg
+        marked "$livevar" portico-https.socket
+}
+t_live_https_new_marks() { # recorded when enabled by the upgrade, or found enabled by it
+    live yes https=no DPKG_MAINTSCRIPT_PACKAGE=portico postinst configure 0.0.1 >/dev/null &&
+        marked "$livevar" portico.socket portico-https.socket &&
+        live yes postinst configure >/dev/null && marked "$livevar" portico.socket portico-https.socket &&
+        [ "$(live yes https=no marks=keep postinst 2)" = "$upgrade_80_calls" ] # then disabled: stays so
+}
+t_live_purge_marks() { # rpm's erase keeps them; purge (dpkg's and opkg's are alike) removes them
+    live no https=no postinst 1 >/dev/null && live yes marks=keep prerm 0 >/dev/null &&
+        live no https=no marks=keep postrm 0 >/dev/null && marked "$livevar" portico.socket portico-https.socket &&
+        live no https=no marks=keep postrm purge >/dev/null && [ ! -e "$livevar/lib/portico-maint" ]
+}
 check "live upgrade: the old package's prerm/postrm (dpkg, rpm, opkg) call no systemctl" t_live_old_prerm
 check "live install: enable both sockets, one start for both" t_live_install
 check "live remove: stop and disable the sockets and the service, the user units globally" t_live_remove
+check "live install (dpkg, rpm, opkg): both sockets recorded as enabled" t_live_install_marks
+check "live upgrade (dpkg, rpm, opkg) after the admin disabled portico-https.socket: not enabled, not started" \
+    t_live_https_disabled
+check "live upgrade enabling portico-https.socket, or finding it enabled (a package before the markers), records it" \
+    t_live_https_new_marks
+t_live_reinstall() { # dpkg: remove, then install again (dpkg says "configure OLDVERSION")
+    live yes DPKG_MAINTSCRIPT_PACKAGE=portico prerm remove >/dev/null &&
+        [ "$(live no https=no marks=keep DPKG_MAINTSCRIPT_PACKAGE=portico postinst configure 0.0.1)" = \
+            $'enable portico.socket portico-https.socket\ndaemon-reload\nstart portico.socket portico-https.socket' ]
+}
+check "live rpm erase keeps the markers; purge (dpkg, opkg) removes them" t_live_purge_marks
+check "live dpkg reinstall after a remove (not purge): enables and starts both sockets, as an install" t_live_reinstall
 
 if [ "$failed" -gt "$failed_before" ]; then
     echo "--- dpkg and scriptlet log:"

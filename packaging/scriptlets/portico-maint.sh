@@ -11,6 +11,7 @@
 #   portico_maint postinst "$@"     portico_maint prerm "$@"     portico_maint postrm "$@"
 # How each package manager calls the scripts, and what that means here:
 #   dpkg  postinst configure ''          -> install   postinst configure OLDVER -> upgrade
+#         (or install, after a remove: dpkg passes the removed version when conffiles remain)
 #         postinst abort-remove          -> install (a failed removal had disabled the socket)
 #         postinst abort-upgrade|abort-deconfigure -> upgrade
 #         prerm remove                   -> remove    prerm upgrade|deconfigure|failed-upgrade -> nothing
@@ -28,14 +29,17 @@
 #   install  enable the sockets (WantedBy=sockets.target) and start them: portico.socket
 #            (port 80) and, where the package has it (built with TLS), portico-https.socket
 #            (443). portico.service is started by the first connection, so not here.
+#            Each socket enabled is recorded (the markers, below).
 #   upgrade  daemon-reload (the unit files may have changed); reset-failed the units and
-#            start the sockets if portico.socket is enabled: a no-op when they listen, and
-#            it revives a socket that an older package's units left failed (a service that
-#            hit its start limit takes the socket down with it), so installing a fixed
-#            package is enough to bring the ports back. An admin who disabled portico.socket
-#            meant it: then nothing is started. portico-https.socket, installed but not
-#            enabled, is enabled here: that is an upgrade from a package without it (an
-#            admin who wants 443 off for good masks it, which this leaves alone). Then
+#            start the enabled sockets if portico.socket is enabled: a no-op when they
+#            listen, and it revives a socket that an older package's units left failed (a
+#            service that hit its start limit takes the socket down with it), so installing
+#            a fixed package is enough to bring the ports back. An admin who disabled
+#            portico.socket meant it: then nothing is started. portico-https.socket is
+#            enabled only when no marker says it was enabled before: that is the upgrade
+#            from a package without it. An admin's `systemctl disable --now
+#            portico-https.socket` (443 off) therefore holds across upgrades, as Debian's
+#            deb-systemd-helper keeps a disable; a mask holds too. Then
 #            try-restart portico.service: systemd, PID 1, keeps holding the listening
 #            sockets, so connections queue in the kernel while the new binary starts and
 #            none is refused. A socket is never stopped or restarted on an upgrade
@@ -43,10 +47,24 @@
 #            changed socket unit (say, ListenStream=) takes effect at the next boot, or at
 #            a `systemctl restart` of it when dropping connections is acceptable.
 #   remove   stop and disable the sockets and portico.service (the unit files are still
-#            there, which disable needs), and a global enable of the user units.
+#            there, which disable needs), and a global enable of the user units. The
+#            markers stay (rpm's erase is the same step): an install enables anyway. One
+#            more says the package was removed: dpkg configures a reinstall after a remove
+#            (not purge) as an upgrade from the version removed, which would enable nothing
+#            (the sockets are disabled now); with that marker it is an install.
 #   removed  daemon-reload, so systemd forgets the units whose files are gone.
 #   purge    remove what systemd may have left for the service (DynamicUser state, cache
-#            and log directories); /etc/portico goes with the conffile, by the package manager.
+#            and log directories) and the markers, so that a new install starts afresh;
+#            /etc/portico goes with the conffile, by the package manager.
+# The markers: one empty file per socket the package enabled (or found enabled on an
+# upgrade, which covers packages from before them), $root/var/lib/portico-maint/UNIT.enabled,
+# and .../removed (see remove).
+# They are the package's own bookkeeping, like /var/lib/systemd/deb-systemd-helper-enabled,
+# kept out of /var/lib/portico: that is portico.service's StateDirectory, which systemd and
+# the service own (with DynamicUser= a link into /var/lib/private that systemd manages).
+# rpm and opkg do not tell the version upgraded from, so "seen before" must be written down.
+# The first upgrade to a package with markers cannot tell a portico-https.socket the admin
+# disabled from one an older package never had: it enables it that once.
 # With $D (Yocto building an image) or $DPKG_ROOT set, only the offline part is done
 # (enable/disable under that root); nothing is started in the build host. Where systemd is
 # not PID 1 (a chroot, an image build, another init) units are not started or stopped either.
@@ -70,23 +88,49 @@ portico_sockets() {
     done
 }
 
-# Upgrade: enables portico-https.socket when the package has it and it is neither enabled
-# nor masked, which is an upgrade from a package without it; and only where portico.socket
-# is enabled (an admin who disabled that wants portico off). Prints the sockets to start.
+# Records that the package enabled the sockets named (see the markers, above). touch, not a
+# redirection: a failed redirection of a builtin would end the whole script under sh.
+portico_mark() {
+    mkdir -p "$marks" && for unit; do touch "$marks/$unit.enabled"; done ||
+        echo "portico: could not record the enabled sockets in $marks; an upgrade may enable portico-https.socket again" >&2
+}
+
+# Upgrade: enables portico-https.socket when the package has it, it is neither enabled nor
+# masked, and no marker says it was enabled before: an upgrade from a package without it.
+# Only where portico.socket is enabled (an admin who disabled that wants portico off).
+# Prints the sockets to start: the enabled ones; a socket the admin disabled stays stopped.
 portico_upgrade_sockets() {
     systemctl ${root:+"--root=$root"} is-enabled --quiet portico.socket || return 0
+    portico_mark portico.socket
     if [ "$sockets" != portico.socket ]; then
         state=$(systemctl ${root:+"--root=$root"} is-enabled portico-https.socket 2>/dev/null) || true
         case $state in
-            enabled | enabled-runtime | masked | masked-runtime) ;;
-            *) portico_systemctl ${root:+"--root=$root"} enable portico-https.socket >&2 ;;
+            enabled | enabled-runtime) ;;
+            masked | masked-runtime) state=off ;;
+            *)
+                if [ -e "$marks/portico-https.socket.enabled" ]; then
+                    state=off
+                else
+                    portico_systemctl ${root:+"--root=$root"} enable portico-https.socket >&2
+                fi
+                ;;
         esac
+        if [ "$state" != off ]; then
+            portico_mark portico-https.socket
+            echo "$sockets"
+            return 0
+        fi
     fi
-    echo "$sockets"
+    echo portico.socket
 }
 
 portico_step() {
     root=${D:-${DPKG_ROOT:-}}
+    marks=$root/var/lib/portico-maint
+    step=$1
+    if [ "$step" = upgrade ] && [ -e "$marks/removed" ]; then
+        step=install # dpkg reinstalling after a remove
+    fi
     if ! command -v systemctl >/dev/null 2>&1; then
         return 0 # no systemd on this system: nothing of this applies
     fi
@@ -97,7 +141,7 @@ portico_step() {
     portico_sockets
     # $sockets is split into unit names on purpose, here and below.
     # shellcheck disable=SC2086
-    case $1 in
+    case $step in
         install)
             if [ -n "$root" ]; then
                 portico_systemctl --root="$root" enable $sockets
@@ -108,6 +152,8 @@ portico_step() {
                     portico_systemctl start $sockets
                 fi
             fi
+            portico_mark $sockets
+            rm -f "$marks/removed"
             ;;
         upgrade)
             if $live; then
@@ -132,6 +178,8 @@ portico_step() {
                 portico_systemctl disable $sockets portico.service
                 systemctl --global disable portico.socket portico.service >/dev/null 2>&1 || true
             fi
+            mkdir -p "$marks" && touch "$marks/removed" ||
+                echo "portico: could not write $marks/removed; after a reinstall, enable the sockets by hand" >&2
             ;;
         removed)
             if $live; then
@@ -142,10 +190,11 @@ portico_step() {
             for d in lib cache log; do
                 rm -rf "$root/var/$d/portico" "$root/var/$d/private/portico"
             done
+            rm -rf "$marks"
             ;;
         nothing) ;;
         *)
-            echo "portico_step: unknown step '$1'" >&2
+            echo "portico_step: unknown step '$step'" >&2
             return 1
             ;;
     esac
