@@ -246,8 +246,10 @@ t_live_upgrade() {
         [ "$(live yes postinst configure)" = "$upgrade_calls" ] # opkg, socket enabled before
 }
 t_live_disabled() {
-    [ "$(live no https=no DPKG_MAINTSCRIPT_PACKAGE=portico postinst configure 0.0.1)" = \
-        $'daemon-reload\nreset-failed portico.socket portico-https.socket portico.service\ntry-restart portico.service' ]
+    local calls=$'daemon-reload\nreset-failed portico.socket portico-https.socket portico.service\ntry-restart portico.service'
+    [ "$(live no https=no DPKG_MAINTSCRIPT_PACKAGE=portico postinst configure 0.0.1)" = "$calls" ] &&
+        live no https=no postinst configure >/dev/null && # opkg: installed, then both disabled
+        [ "$(live no https=no marks=keep postinst configure)" = "$calls" ]
 }
 t_live_https_new() { # from a package without portico-https.socket: it is enabled and started
     [ "$(live yes https=no DPKG_MAINTSCRIPT_PACKAGE=portico postinst configure 0.0.1)" = \
@@ -276,7 +278,7 @@ t_live_remove() {
 }
 check "live upgrade (dpkg, rpm, opkg): daemon-reload, reset-failed, start both sockets, try-restart portico.service" \
     t_live_upgrade
-check "live upgrade with portico.socket disabled by the admin: no socket is enabled or started" t_live_disabled
+check "live upgrade (dpkg, opkg) with portico.socket disabled by the admin: no socket is enabled or started" t_live_disabled
 check "live upgrade from a package without portico-https.socket: it is enabled and started" t_live_https_new
 check "live, package built without TLS: only portico.socket is enabled, started, stopped" t_live_no_tls
 t_live_install_marks() { # dpkg, rpm, opkg

@@ -20,7 +20,8 @@
 #         package is already in: an upgrade); %postun 0 -> removed, 1+ -> nothing.
 #         rpm has no purge: an erase leaves modified conffiles as .rpmsave, like any package.
 #   opkg  the new postinst gets only "configure", for an install and an upgrade alike: an
-#         upgrade is told by portico.socket being enabled already (opkg's old prerm was
+#         upgrade is told by the marker of portico.socket (below), or, from a package older
+#         than the markers, by portico.socket being enabled already (opkg's old prerm was
 #         called with "upgrade NEWVER", which does nothing here, so it still is);
 #         prerm remove -> remove, prerm upgrade -> nothing; postrm remove -> removed,
 #         postrm purge -> purge, postrm upgrade -> nothing.
@@ -125,8 +126,6 @@ portico_upgrade_sockets() {
 }
 
 portico_step() {
-    root=${D:-${DPKG_ROOT:-}}
-    marks=$root/var/lib/portico-maint
     step=$1
     if [ "$step" = upgrade ] && [ -e "$marks/removed" ]; then
         step=install # dpkg reinstalling after a remove
@@ -206,14 +205,16 @@ portico_maint() {
     script=$1
     shift
     action=${1:-}
+    root=${D:-${DPKG_ROOT:-}}
+    marks=$root/var/lib/portico-maint
     step=nothing
     case $script:$action in
         postinst:configure)
             if [ -n "${2:-}" ]; then
                 step=upgrade # dpkg names the version configured before
-            elif [ -z "${DPKG_MAINTSCRIPT_PACKAGE:-}" ] && [ -z "${D:-}" ] &&
-                systemctl is-enabled portico.socket >/dev/null 2>&1; then
-                step=upgrade # opkg: it says "configure" for both
+            elif [ -z "${DPKG_MAINTSCRIPT_PACKAGE:-}" ] && [ -z "$root" ] &&
+                { [ -e "$marks/portico.socket.enabled" ] || systemctl is-enabled portico.socket >/dev/null 2>&1; }; then
+                step=upgrade # opkg: it says "configure" for both; installed before if marked (or enabled)
             else
                 step=install
             fi
