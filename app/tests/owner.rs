@@ -26,19 +26,11 @@ struct Device {
 }
 
 fn start(state: &Path, args: &[&str]) -> Device {
-    let (http, https) = (tcp_listener("127.0.0.1:0"), tcp_listener("127.0.0.1:0"));
-    let (http_addr, https_addr) = (http.local_addr().unwrap(), https.local_addr().unwrap());
+    let (start, http, https) = both_sockets(state);
     let notify = NotifySocket::new();
-    let portico = Portico::start()
-        .fd(http)
-        .fd(https)
-        .names("http:https")
-        .args(&["--state-directory", state.to_str().unwrap()])
-        .args(args)
-        .env("NOTIFY_SOCKET", notify.path())
-        .spawn();
+    let portico = start.args(args).env("NOTIFY_SOCKET", notify.path()).spawn();
     notify.wait_for("READY=1");
-    Device { portico, http: http_addr, https: https_addr, _notify: notify }
+    Device { portico, http, https, _notify: notify }
 }
 
 impl Device {
