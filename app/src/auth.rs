@@ -13,7 +13,7 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use argon2::password_hash::{PasswordHash, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
@@ -24,7 +24,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use ring::rand::{SecureRandom, SystemRandom};
 
 use crate::peer::Peer;
-use crate::state::{Loaded, Owner, Store};
+use crate::state::{Loaded, Owner, Stamp, Store};
 
 pub const MIN_PASSWORD: usize = 15;
 pub const MAX_PASSWORD: usize = 256;
@@ -105,8 +105,8 @@ pub struct Lifetimes {
 pub struct Auth {
     store: Store,
     lifetimes: Lifetimes,
-    /// The owner as last read, and the file's time then.
-    owner: Mutex<(Owner, Option<SystemTime>)>,
+    /// The owner as last read, and the file's stamp then.
+    owner: Mutex<(Owner, Option<Stamp>)>,
     sessions: Mutex<HashMap<String, Session>>,
     failures: Mutex<Failures>,
     /// argon2's working memory, allocated once: hashing takes turns with it, so a login
@@ -216,24 +216,43 @@ impl Auth {
 
     fn remember(&self, owner: Owner) -> Result<(), AuthError> {
         self.store.save(&owner).map_err(|e| AuthError::Storage(e.to_string()))?;
-        *lock(&self.owner) = (owner, self.store.modified());
+        *lock(&self.owner) = (owner, self.store.stamp());
         Ok(())
     }
 
-    /// The owner, read again if the file changed under portico (`portico reset-owner`).
-    pub fn owner(&self) -> Owner {
+    /// The owner as last read, read again first if the file changed under portico
+    /// (`portico reset-owner`): one stat of the file, under the lock.
+    fn current(&self) -> MutexGuard<'_, (Owner, Option<Stamp>)> {
         let mut cached = lock(&self.owner);
-        let modified = self.store.modified();
-        if modified != cached.1 {
+        let stamp = self.store.stamp();
+        if stamp != cached.1 {
             if let Loaded::Owner(owner) = self.store.load() {
-                *cached = (owner, modified);
+                *cached = (owner, stamp);
             }
         }
-        cached.0.clone()
+        cached
+    }
+
+    /// The whole owner, hashes included: for set-up, logins and changes.
+    fn owner(&self) -> Owner {
+        self.current().0.clone()
+    }
+
+    /// What a request needs of the owner, without the hashes: one look per request, so
+    /// the status page pays one stat of the owner's file, not one per question.
+    pub fn glance(&self) -> Glance {
+        let current = self.current();
+        let owner = &current.0;
+        Glance {
+            label: owner.label.clone(),
+            status_public: owner.status_public,
+            setup_needed: owner.password.is_none(),
+            generation: owner.generation,
+        }
     }
 
     pub fn setup_needed(&self) -> bool {
-        self.owner().password.is_none()
+        self.current().0.password.is_none()
     }
 
     /// First set-up: the one-time code, then the owner's password. The code is spent.
@@ -287,9 +306,9 @@ impl Auth {
         Ok(token)
     }
 
-    /// The session's form token, if `token` names a live session; it counts as activity.
-    pub fn session(&self, token: &str) -> Option<String> {
-        let generation = self.owner().generation;
+    /// The session's form token, if `token` names a live session of the owner's
+    /// `generation`; it counts as activity.
+    fn session(&self, token: &str, generation: u64) -> Option<String> {
         let now = Instant::now();
         let mut sessions = lock(&self.sessions);
         let lifetimes = self.lifetimes;
@@ -565,6 +584,14 @@ pub struct LoggedIn {
     pub csrf: String,
 }
 
+/// The owner's settings a request may need, as `Auth::glance` saw them.
+pub struct Glance {
+    pub label: String,
+    pub status_public: bool,
+    setup_needed: bool,
+    generation: u64,
+}
+
 impl<S: HasAuth + Send + Sync> FromRequestParts<S> for LoggedIn {
     type Rejection = Response;
 
@@ -573,19 +600,24 @@ impl<S: HasAuth + Send + Sync> FromRequestParts<S> for LoggedIn {
             return Err(no_login());
         };
         require_https(parts)?;
-        if parts.method != Method::GET && parts.method != Method::HEAD {
-            same_origin(&parts.headers)?;
+        logged_in(parts, auth, &auth.glance())
+    }
+}
+
+/// `LoggedIn`'s checks after `require_https`, against the owner as `glance` saw them.
+fn logged_in(parts: &Parts, auth: &Auth, glance: &Glance) -> Result<LoggedIn, Response> {
+    if parts.method != Method::GET && parts.method != Method::HEAD {
+        same_origin(&parts.headers)?;
+    }
+    let session = cookie(&parts.headers)
+        .and_then(|token| auth.session(&token, glance.generation).map(|csrf| LoggedIn { token, csrf }));
+    match session {
+        Some(session) => Ok(session),
+        None if parts.method == Method::GET => {
+            let target = if glance.setup_needed { "/setup" } else { "/login" };
+            Err(Redirect::to(target).into_response())
         }
-        let session = cookie(&parts.headers)
-            .and_then(|token| auth.session(&token).map(|csrf| LoggedIn { token, csrf }));
-        match session {
-            Some(session) => Ok(session),
-            None if parts.method == Method::GET => {
-                let target = if auth.setup_needed() { "/setup" } else { "/login" };
-                Err(Redirect::to(target).into_response())
-            }
-            None => Err((StatusCode::FORBIDDEN, "log in first\n").into_response()),
-        }
+        None => Err((StatusCode::FORBIDDEN, "log in first\n").into_response()),
     }
 }
 
@@ -689,19 +721,25 @@ fn no_login() -> Response {
 }
 
 /// A request that may see the status page and /api/status: anyone if the owner made them
-/// public (the default), else the logged-in owner.
-pub struct MayView;
+/// public (the default), else the logged-in owner. It brings the device's label, from the
+/// same look at the owner's state, so the page needs no second one.
+pub struct MayView {
+    pub label: String,
+}
 
 impl<S: HasAuth + Send + Sync> FromRequestParts<S> for MayView {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Response> {
-        match state.auth() {
-            Some(auth) if !auth.owner().status_public => {
-                LoggedIn::from_request_parts(parts, state).await.map(|_| MayView)
-            }
-            _ => Ok(MayView),
+        let Some(auth) = state.auth() else {
+            return Ok(MayView { label: String::new() });
+        };
+        let glance = auth.glance();
+        if !glance.status_public {
+            require_https(parts)?;
+            logged_in(parts, auth, &glance)?;
         }
+        Ok(MayView { label: glance.label })
     }
 }
 

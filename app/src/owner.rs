@@ -212,7 +212,7 @@ fn settings(state: &AppState, owner: &LoggedIn, notice: Option<Notice>) -> Respo
     let Some(auth) = state.auth.as_ref() else {
         return StatusCode::NOT_FOUND.into_response();
     };
-    let settings = auth.owner();
+    let settings = auth.glance();
     let csrf = format!("<input type=\"hidden\" name=\"csrf\" value=\"{}\">", escape(&owner.csrf));
     let checked = if settings.status_public { " checked" } else { "" };
     let certificate = state.certificate.read().unwrap_or_else(|p| p.into_inner()).clone();

@@ -52,14 +52,17 @@ impl crate::auth::HasAuth for Arc<AppState> {
 
 #[cfg(feature = "tls")]
 type MayView = crate::auth::MayView;
-/// Built without TLS there is no login, so the status page is always public.
+/// Built without TLS there is no login, so the status page is always public, and there is
+/// no label.
 #[cfg(not(feature = "tls"))]
-struct MayView;
+struct MayView {
+    label: String,
+}
 #[cfg(not(feature = "tls"))]
 impl<S: Send + Sync> axum::extract::FromRequestParts<S> for MayView {
     type Rejection = std::convert::Infallible;
     async fn from_request_parts(_: &mut axum::http::request::Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(MayView)
+        Ok(MayView { label: String::new() })
     }
 }
 
@@ -75,12 +78,8 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/metrics", get(metrics))
 }
 
-fn collect(state: &AppState) -> status::Status<'_> {
+fn collect(state: &AppState, label: String) -> status::Status<'_> {
     let certificate = state.certificate.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone();
-    #[cfg(feature = "tls")]
-    let label = state.auth.as_ref().map(|auth| auth.owner().label).unwrap_or_default();
-    #[cfg(not(feature = "tls"))]
-    let label = String::new();
     status::collect(&state.fixed, state.counters.snapshot(), certificate, label)
 }
 
@@ -103,8 +102,8 @@ fn render(status: &status::Status) -> String {
     html
 }
 
-async fn page(_: MayView, State(state): State<Arc<AppState>>) -> Response {
-    let html = render(&collect(&state));
+async fn page(view: MayView, State(state): State<Arc<AppState>>) -> Response {
+    let html = render(&collect(&state, view.label));
     (
         [
             (header::CACHE_CONTROL, "no-store"),
@@ -116,9 +115,9 @@ async fn page(_: MayView, State(state): State<Arc<AppState>>) -> Response {
         .into_response()
 }
 
-async fn api_status(_: MayView, State(state): State<Arc<AppState>>) -> Response {
+async fn api_status(view: MayView, State(state): State<Arc<AppState>>) -> Response {
     // serde_json directly: axum's Json would bring its request-body parser for nothing.
-    match serde_json::to_vec(&collect(&state)) {
+    match serde_json::to_vec(&collect(&state, view.label)) {
         Ok(json) => ([(header::CONTENT_TYPE, "application/json"), (header::CACHE_CONTROL, "no-store")], json)
             .into_response(),
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response(),
@@ -176,7 +175,11 @@ async fn metrics(
                 .into_response();
         }
     }
-    let body = metrics::render(&collect(&state), state.counters.snapshot(), state.counters.totals());
+    #[cfg(feature = "tls")]
+    let label = state.auth.as_ref().map(|auth| auth.glance().label).unwrap_or_default();
+    #[cfg(not(feature = "tls"))]
+    let label = String::new();
+    let body = metrics::render(&collect(&state, label), state.counters.snapshot(), state.counters.totals());
     (
         [
             (header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8"),

@@ -82,10 +82,21 @@ impl Store {
         write_atomically(&self.path, text.as_bytes(), 0o600)
     }
 
-    /// When the file last changed, so a running portico notices `portico reset-owner`.
-    pub fn modified(&self) -> Option<SystemTime> {
-        std::fs::metadata(&self.path).and_then(|m| m.modified()).ok()
+    /// Which file is in place and when it changed, so a running portico notices `portico
+    /// reset-owner`; none while there is no file.
+    pub fn stamp(&self) -> Option<Stamp> {
+        use std::os::unix::fs::MetadataExt;
+        let metadata = std::fs::metadata(&self.path).ok()?;
+        Some(Stamp { inode: metadata.ino(), modified: metadata.modified().ok()? })
     }
+}
+
+/// A save renames a new file into place, so its inode changes even when the clock's tick
+/// is too coarse for the time to (two saves within a few milliseconds).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stamp {
+    inode: u64,
+    modified: SystemTime,
 }
 
 fn checksum(json: &str) -> String {

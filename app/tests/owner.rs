@@ -26,19 +26,11 @@ struct Device {
 }
 
 fn start(state: &Path, args: &[&str]) -> Device {
-    let (http, https) = (tcp_listener("127.0.0.1:0"), tcp_listener("127.0.0.1:0"));
-    let (http_addr, https_addr) = (http.local_addr().unwrap(), https.local_addr().unwrap());
+    let (start, http, https) = both_sockets(state);
     let notify = NotifySocket::new();
-    let portico = Portico::start()
-        .fd(http)
-        .fd(https)
-        .names("http:https")
-        .args(&["--state-directory", state.to_str().unwrap()])
-        .args(args)
-        .env("NOTIFY_SOCKET", notify.path())
-        .spawn();
+    let portico = start.args(args).env("NOTIFY_SOCKET", notify.path()).spawn();
     notify.wait_for("READY=1");
-    Device { portico, http: http_addr, https: https_addr, _notify: notify }
+    Device { portico, http, https, _notify: notify }
 }
 
 impl Device {
@@ -354,6 +346,12 @@ fn reset_owner_clears_the_password_and_prints_a_new_code() {
     let (device, state) = owned_device(&[]);
     let mut browser = device.browser();
     browser.log_in(PASSWORD);
+    // A private status page: the requests that ask portico for the owner most often see
+    // the reset too.
+    let csrf = browser.csrf();
+    assert_eq!(browser.post("/settings/access", &[("csrf", &csrf)]).status, 303);
+    assert_eq!(browser.get("/api/status").status, 200);
+    assert_eq!(header(&device.browser().get("/"), "location"), Some("/login"));
     let output = std::process::Command::new(BIN)
         .args(["reset-owner", "--state-directory", state.to_str().unwrap()])
         .output()
@@ -361,6 +359,8 @@ fn reset_owner_clears_the_password_and_prints_a_new_code() {
     let said = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{said}{}", String::from_utf8_lossy(&output.stderr));
     let code = said.lines().find_map(|l| l.strip_prefix("Set-up code: ")).unwrap().to_owned();
+    assert_eq!(header(&browser.get("/api/status"), "location"), Some("/setup"), "the session ended");
+    assert_eq!(header(&device.browser().get("/"), "location"), Some("/setup"));
     assert_eq!(header(&browser.get("/settings"), "location"), Some("/setup"), "every session ended");
     assert_eq!(browser.log_in(PASSWORD).status, 303, "to /setup: no password any more");
     let new = "the owner starts over here";

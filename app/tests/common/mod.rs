@@ -222,17 +222,21 @@ pub fn state_directory() -> PathBuf {
 /// portico with both sockets, as portico.socket and portico-https.socket pass them, and a
 /// state directory of its own: (portico, http address, https address).
 pub fn serve_both(args: &[&str]) -> (Portico, SocketAddr, SocketAddr) {
+    let (start, http, https) = both_sockets(&state_directory());
+    (start.args(args).spawn(), http, https)
+}
+
+/// portico to start with both sockets and its state in `state`, for a test to add to:
+/// (its start, http address, https address).
+pub fn both_sockets(state: &Path) -> (Start, SocketAddr, SocketAddr) {
     let (http, https) = (tcp_listener("127.0.0.1:0"), tcp_listener("127.0.0.1:0"));
     let (http_addr, https_addr) = (http.local_addr().unwrap(), https.local_addr().unwrap());
-    let state = state_directory();
-    let portico = Portico::start()
+    let start = Portico::start()
         .fd(http)
         .fd(https)
         .names("http:https")
-        .args(&["--state-directory", state.to_str().unwrap()])
-        .args(args)
-        .spawn();
-    (portico, http_addr, https_addr)
+        .args(&["--state-directory", state.to_str().unwrap()]);
+    (start, http_addr, https_addr)
 }
 
 impl Portico {
@@ -455,11 +459,20 @@ pub mod tls {
     use std::sync::{Arc, Mutex};
 
     use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+    use rustls::crypto::WebPkiSupportedAlgorithms;
     use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
     use rustls::{ClientConnection, DigitallySignedStruct, SignatureScheme, StreamOwned};
 
+    /// Any certificate, as `curl -k` takes it, kept for its fingerprint; the handshake's
+    /// signature is still checked against it, as curl checks it.
     #[derive(Debug, Default)]
     struct AcceptAny(Mutex<Option<Vec<u8>>>);
+
+    type Signed = Result<HandshakeSignatureValid, rustls::Error>;
+
+    fn algorithms() -> WebPkiSupportedAlgorithms {
+        rustls::crypto::ring::default_provider().signature_verification_algorithms
+    }
 
     impl ServerCertVerifier for AcceptAny {
         fn verify_server_cert(
@@ -474,26 +487,16 @@ pub mod tls {
             Ok(ServerCertVerified::assertion())
         }
 
-        fn verify_tls12_signature(
-            &self,
-            _: &[u8],
-            _: &CertificateDer<'_>,
-            _: &DigitallySignedStruct,
-        ) -> Result<HandshakeSignatureValid, rustls::Error> {
-            Ok(HandshakeSignatureValid::assertion())
+        fn verify_tls12_signature(&self, m: &[u8], c: &CertificateDer, d: &DigitallySignedStruct) -> Signed {
+            rustls::crypto::verify_tls12_signature(m, c, d, &algorithms())
         }
 
-        fn verify_tls13_signature(
-            &self,
-            _: &[u8],
-            _: &CertificateDer<'_>,
-            _: &DigitallySignedStruct,
-        ) -> Result<HandshakeSignatureValid, rustls::Error> {
-            Ok(HandshakeSignatureValid::assertion())
+        fn verify_tls13_signature(&self, m: &[u8], c: &CertificateDer, d: &DigitallySignedStruct) -> Signed {
+            rustls::crypto::verify_tls13_signature(m, c, d, &algorithms())
         }
 
         fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-            rustls::crypto::ring::default_provider().signature_verification_algorithms.supported_schemes()
+            algorithms().supported_schemes()
         }
     }
 
