@@ -215,8 +215,8 @@ impl Auth {
     }
 
     fn remember(&self, owner: Owner) -> Result<(), AuthError> {
-        self.store.save(&owner).map_err(|e| AuthError::Storage(e.to_string()))?;
-        *lock(&self.owner) = (owner, self.store.stamp());
+        let stamp = self.store.save(&owner).map_err(|e| AuthError::Storage(e.to_string()))?;
+        *lock(&self.owner) = (owner, Some(stamp));
         Ok(())
     }
 

@@ -72,22 +72,22 @@ impl Store {
         }
     }
 
-    pub fn save(&self, owner: &Owner) -> std::io::Result<()> {
+    /// Saves, and says which file it wrote: taken from the file itself, before it is in
+    /// place, so that a `reset-owner` landing just after is still seen as a change.
+    pub fn save(&self, owner: &Owner) -> std::io::Result<Stamp> {
         use std::os::unix::fs::DirBuilderExt;
         if let Some(dir) = self.path.parent() {
             std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
         }
         let json = serde_json::to_string(owner).map_err(std::io::Error::other)?;
         let text = format!("{json}\n{}\n", checksum(&json));
-        write_atomically(&self.path, text.as_bytes(), 0o600)
+        write_atomically(&self.path, text.as_bytes(), 0o600).and_then(|metadata| Stamp::of(&metadata))
     }
 
     /// Which file is in place and when it changed, so a running portico notices `portico
     /// reset-owner`; none while there is no file.
     pub fn stamp(&self) -> Option<Stamp> {
-        use std::os::unix::fs::MetadataExt;
-        let metadata = std::fs::metadata(&self.path).ok()?;
-        Some(Stamp { inode: metadata.ino(), modified: metadata.modified().ok()? })
+        std::fs::metadata(&self.path).and_then(|metadata| Stamp::of(&metadata)).ok()
     }
 }
 
@@ -99,14 +99,21 @@ pub struct Stamp {
     modified: SystemTime,
 }
 
+impl Stamp {
+    fn of(metadata: &std::fs::Metadata) -> std::io::Result<Stamp> {
+        use std::os::unix::fs::MetadataExt;
+        Ok(Stamp { inode: metadata.ino(), modified: metadata.modified()? })
+    }
+}
+
 fn checksum(json: &str) -> String {
     let digest = ring::digest::digest(&ring::digest::SHA256, json.as_bytes());
     digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Temporary file, fsync, rename, fsync of the directory: after a power loss the file is
-/// the old one or the new one, never a torn one.
-pub fn write_atomically(path: &Path, contents: &[u8], mode: u32) -> std::io::Result<()> {
+/// the old one or the new one, never a torn one. Returns the written file's metadata.
+pub fn write_atomically(path: &Path, contents: &[u8], mode: u32) -> std::io::Result<std::fs::Metadata> {
     use std::os::unix::fs::OpenOptionsExt;
     let dir = path.parent().unwrap_or(Path::new("."));
     let temporary = path.with_extension("tmp");
@@ -114,8 +121,10 @@ pub fn write_atomically(path: &Path, contents: &[u8], mode: u32) -> std::io::Res
         std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(mode).open(&temporary)?;
     file.write_all(contents)?;
     file.sync_all()?;
+    let metadata = file.metadata()?;
     std::fs::rename(&temporary, path)?;
-    std::fs::File::open(dir)?.sync_all()
+    std::fs::File::open(dir)?.sync_all()?;
+    Ok(metadata)
 }
 
 #[cfg(test)]
@@ -136,6 +145,20 @@ mod tests {
         assert!(matches!(store.load(), Loaded::Damaged(why) if why.contains("checksum")));
         std::fs::write(store.path(), &text[..text.len() / 2]).unwrap();
         assert!(matches!(store.load(), Loaded::Damaged(_)));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// What `Auth` compares to notice `reset-owner`: its own save, then another one
+    /// (as from reset-owner) within the same clock tick, must differ.
+    #[test]
+    fn a_save_names_the_file_it_wrote_and_another_save_differs() {
+        let dir = std::env::temp_dir().join(format!("portico-stamp-{}", std::process::id()));
+        let store = Store::new(&dir);
+        let ours = store.save(&Owner::default()).unwrap();
+        assert_eq!(store.stamp(), Some(ours));
+        let theirs = store.save(&Owner { generation: 1, ..Owner::default() }).unwrap();
+        assert_ne!(ours, theirs);
+        assert_eq!(store.stamp(), Some(theirs));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
