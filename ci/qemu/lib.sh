@@ -269,6 +269,14 @@ qemu_stop() {
     for _ in $(seq 60); do kill -0 "$QEMU_PID" 2>/dev/null || break; sleep 0.5; done
 }
 
+# qemu_booted NAME TIMEOUT: until the guest's first readiness line; without it in TIMEOUT s,
+# FAIL NAME, the console's last lines, and the end of the run.
+qemu_booted() {
+    wait_ready 1 "$2" && return 0
+    fail "$1: the guest never reported its network up"
+    tail -n 40 "$WORK/console.log" >&2 || true
+    qemu_finish
+}
 wait_ready() { # N TIMEOUT: until the Nth readiness line of the guest is on the console
     local deadline=$((SECONDS + $2))
     local n
