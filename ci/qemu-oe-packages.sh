@@ -145,7 +145,7 @@ pm_steps() {
     # 5. Erase: the prerm stops and disables, the postrm reloads systemd: port 80 closed, no
     # process, no unit file, enable link, configuration or package left.
     out=$(guest "$erase" 300) && arc=0 || arc=$?
-    removal_check "$pm 5." "'$erase'" "$arc" "$out" "pgrep -a -x portico; if $installed; then echo still-installed; fi; \
+    removal_check "$pm 5. '$erase'" "$arc" "$out" "pgrep -a -x portico; if $installed; then echo still-installed; fi; \
         ls -d /usr/bin/portico /usr/lib/systemd/system/portico.* /usr/lib/systemd/user/portico.* /etc/portico 2>/dev/null; \
         find /etc/systemd /run/systemd/system -name 'portico*' 2>/dev/null; \
         systemctl show -p LoadState --value portico.socket portico.service" \

@@ -356,7 +356,7 @@ revive_if_dead
 # Remove: stopped, nothing listening, no process; the conffile stays until purge.
 out=$(guest "apt-get remove -y portico" 300) && arc=0 || arc=$?
 kept=$(guest "test -f /var/lib/private/portico/owner.json && echo kept" || true)
-removal_check remove "apt-get remove" "$arc" "$out" \
+removal_check "remove: apt-get remove" "$arc" "$out" \
     "pgrep -a -x portico; systemctl is-active portico.socket portico-https.socket portico.service" \
     "inactive inactive inactive" "no portico process, units inactive (owner state: ${kept:-gone})"
 # Purge: no package state, config or unit links left anywhere.

@@ -385,17 +385,17 @@ upgrade_step() {
     fi
 }
 
-# removal_check NAME WHAT EXIT OUTPUT QUERY WANT SAYS: after a removal of portico (WHAT, with
-# its EXIT code and OUTPUT), QUERY in the guest prints WANT (as words) and port 80 is closed:
-# in the guest, and the host gets no 200. SAYS: what else the PASS line tells.
+# removal_check NAME EXIT OUTPUT QUERY WANT SAYS: after a removal of portico (the check NAME,
+# with its EXIT code and OUTPUT), QUERY in the guest prints WANT (as words) and port 80 is
+# closed: in the guest, and the host gets no 200. SAYS: what else the PASS line tells.
 removal_check() {
     local left h
-    left=$(guest "$5; if timeout 3 bash -c ': </dev/tcp/127.0.0.1/80' 2>/dev/null; then echo port-80-open; fi" || true)
+    left=$(guest "$4; if timeout 3 bash -c ': </dev/tcp/127.0.0.1/80' 2>/dev/null; then echo port-80-open; fi" || true)
     h=$(status /healthz)
-    if (($3 == 0)) && [[ $(echo $left) == "$6" && $h != 200 ]]; then
-        pass "$1: $2: port 80 closed in the guest, host gets no 200 ($h), $7"
+    if (($2 == 0)) && [[ $(echo $left) == "$5" && $h != 200 ]]; then
+        pass "$1: port 80 closed in the guest, host gets no 200 ($h), $6"
     else
-        fail "$1: $2 (exit $3): left: $(echo $left); host /healthz $h"; tail -n 15 <<<"$4" | sed 's/^/    /'
+        fail "$1 (exit $2): left: $(echo $left); host /healthz $h"; tail -n 15 <<<"$3" | sed 's/^/    /'
     fi
 }
 
