@@ -17,95 +17,20 @@
 set -euo pipefail
 shopt -s inherit_errexit
 
-ARCH=${1:-aarch64}
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-# shellcheck source=ci/lib.sh
-source "$ROOT/ci/lib.sh"
-
-# The whole run is bounded: re-exec under timeout(1), which signals our whole process group
-# (QEMU included) when time is up; the EXIT trap below then still cleans up.
-if [[ -z ${QEMU_TEST_UNDER_TIMEOUT:-} ]]; then
-    export QEMU_TEST_UNDER_TIMEOUT=1
-    exec timeout -k 20 "${QEMU_TEST_TIMEOUT:-2700}" bash "$0" "$@"
-fi
-
-case $ARCH in
-aarch64)
-    DEBARCH=arm64 TRIPLE=aarch64-unknown-linux-gnu KFLAVOUR=arm64 CONSOLE=ttyAMA0
-    QEMU=(qemu-system-aarch64 -M virt -cpu 'max,pauth=off') QEMU_PKG=qemu-system-arm ;;
-x86_64)
-    DEBARCH=amd64 TRIPLE=x86_64-unknown-linux-gnu KFLAVOUR=amd64 CONSOLE=ttyS0
-    QEMU=(qemu-system-x86_64 -M q35 -cpu max) QEMU_PKG=qemu-system-x86 ;;
-*) echo "usage: $0 [aarch64|x86_64]" >&2; exit 2 ;;
-esac
-[[ $(id -u) == 0 ]] || { echo "qemu-test: run as root (mmdebstrap --mode=root, chroot)" >&2; exit 2; }
-
-T0=$(now_s)
-CACHE=$ROOT/target/qemu
-WORK=$CACHE/run-$ARCH
-mkdir -p "$CACHE"
-
-# ---------------------------------------------------------------------------------------
-# Host tools
-apt_install "$QEMU_PKG" qemu-system-data ipxe-qemu mmdebstrap eatmydata arch-test kmod cpio \
-    zstd xz-utils e2fsprogs curl socat jq python3 openssl
-[[ $DEBARCH == amd64 ]] || ensure_binfmt
-
-# ---------------------------------------------------------------------------------------
-# Base rootfs: cached as a tarball keyed by everything that goes into it, because building an
-# arm64 rootfs under qemu-user takes minutes. portico is not in it: it is installed from the
-# .deb into a fresh copy on every run.
-MIRROR=$(repo_uri bookworm); MIRROR=${MIRROR:-http://deb.debian.org/debian}
-SECMIRROR=$(repo_uri bookworm-security); SECMIRROR=${SECMIRROR:-http://deb.debian.org/debian-security}
-BASE_PKGS=systemd-sysv,udev,kmod,procps,apt
-MMDEBSTRAP=(mmdebstrap --mode=root --variant=minbase --arch="$DEBARCH" --include="$BASE_PKGS"
-    --hook-dir=/usr/share/mmdebstrap/hooks/merged-usr --hook-dir=/usr/share/mmdebstrap/hooks/eatmydata
-    --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/doc/*'
-    --dpkgopt='path-include=/usr/share/doc/*/copyright' --dpkgopt='path-exclude=/usr/share/locale/*'
-    --dpkgopt='path-exclude=/usr/share/info/*' --dpkgopt='path-exclude=/usr/lib/udev/hwdb.d/*'
-    --aptopt='Acquire::Languages "none"'
-    # The kernel and busybox (for the initrd) are fetched with the rootfs's own apt config, so
-    # the host needs no foreign architecture; they are kept next to the tarball.
-    --customize-hook='cd "$1/.." && export APT_CONFIG=$MMDEBSTRAP_APT_CONFIG && k=$(apt-cache depends linux-image-'"$KFLAVOUR"' | awk "/Depends: linux-image-[0-9]/ {print \$2}") && apt-get download -q $k busybox-static'
-    bookworm)
-BASE_KEY=$(printf '%s\n' "${MMDEBSTRAP[@]}" "$MIRROR" "$SECMIRROR" | sha256sum | cut -c1-16)
-BASE=$CACHE/base-$DEBARCH-$BASE_KEY
-
-build_base() {
-    local t0 tmp=$BASE.tmp
-    t0=$(now_s)
-    echo "qemu-test: building the $DEBARCH base rootfs (cached as $BASE; arm64 takes minutes under qemu-user)"
-    rm -rf "$tmp"; mkdir -p "$tmp/debs"
-    # The hook downloads into the parent of the rootfs dir, so the rootfs dir is inside debs/.
-    "${MMDEBSTRAP[@]}" "$tmp/debs/rootfs" \
-        "deb $MIRROR bookworm main" "deb $MIRROR bookworm-updates main" \
-        "deb $SECMIRROR bookworm-security main" >"$tmp/mmdebstrap.log" 2>&1 \
-        || { tail -n 30 "$tmp/mmdebstrap.log" >&2; echo "qemu-test: mmdebstrap failed (log: $tmp/mmdebstrap.log)" >&2; exit 1; }
-    tar -C "$tmp/debs/rootfs" --numeric-owner --xattrs -cf "$tmp/rootfs.tar" .
-    rm -rf "$tmp/debs/rootfs"
-    mv "$tmp" "$BASE"
-    echo "qemu-test: base rootfs built in $(elapsed "$t0") s"
-}
-[[ -f $BASE/rootfs.tar ]] || build_base
-T_BASE=$(elapsed "$T0")
+ROOT=$(cd "$(dirname "$0")/.." && pwd) QEMU_NAME=qemu-test
+# shellcheck source=ci/qemu/lib.sh
+source "$ROOT/ci/qemu/lib.sh"
+qemu_time_bound "${QEMU_TEST_TIMEOUT:-2700}" "$@"
+# The base rootfs has no portico: it is installed from the .deb into a fresh copy every run.
+qemu_prepare "${1:-aarch64}" "$QEMU_BASE_PKGS"
+apt_install openssl
 
 # ---------------------------------------------------------------------------------------
 # portico v1 and v2: real release builds that differ only in the version they report, each
 # packaged as a .deb by the project's own packaging script.
-PKGVER=$(sed -n '/^\[workspace.package\]/,/^\[/ s/^version *= *"\(.*\)"/\1/p' "$ROOT/Cargo.toml")
-V1=$PKGVER-v1-test V2=$PKGVER-v2-test
-DEBS=$CACHE/debs-$ARCH
-mkdir -p "$DEBS"
-build_version() { # VERSION -> prints the .deb's path
-    local v=$1 bin=$DEBS/portico-$1
-    # Its own smoke test is skipped: this whole script is a bigger one.
-    PORTICO_VERSION=$v bash "$ROOT/ci/cross-build.sh" --no-smoke "$TRIPLE" >&2
-    cp "$ROOT/target/$TRIPLE/release/portico" "$bin"
-    bash "$ROOT/ci/build-deb.sh" --binary "$bin" --arch "$DEBARCH" --version "$v" --out "$DEBS" | tail -n1
-}
+DEBS=$QEMU_CACHE/debs-$ARCH
 T1=$(now_s)
-DEB1=$(build_version "$V1"); DEB2=$(build_version "$V2")
-[[ -f $DEB1 && -f $DEB2 ]] || { echo "qemu-test: ci/build-deb.sh printed no .deb path ($DEB1, $DEB2)" >&2; exit 1; }
+DEB1=$(qemu_package "$V1" "$DEBS" build-deb.sh); DEB2=$(qemu_package "$V2" "$DEBS" build-deb.sh)
 # A broken release: v1's package with a binary that exits 1 at once, as a bad build does.
 # Its version sorts between v1 and v2, so v1 -> broken -> v2 are plain upgrades.
 VB=$V1+broken DEBB=$DEBS/portico_${V1}+broken_$DEBARCH.deb
@@ -120,196 +45,33 @@ T_BUILD=$(elapsed "$T1")
 # scaffolding (ci/qemu/guest: network, control channel, readiness line), portico v1 installed
 # by dpkg from its .deb (its postinst enables the socket, as on a device), and both .debs.
 T2=$(now_s)
-KDIR=$BASE/kernel
-if [[ ! -d $KDIR/boot ]]; then
-    rm -rf "$KDIR" "$BASE/busybox"
-    dpkg-deb -x "$(ls "$BASE"/debs/linux-image-*.deb)" "$KDIR.tmp"
-    dpkg-deb -x "$(ls "$BASE"/debs/busybox-static_*.deb)" "$BASE/busybox"
-    depmod -b "$KDIR.tmp" "$(ls "$KDIR.tmp/lib/modules")"
-    mv "$KDIR.tmp" "$KDIR"
-fi
-KVER=$(ls "$KDIR/lib/modules")
-mods_closure() { # MODULE... -> .ko paths (relative to the module dir), dependencies first
-    local m
-    for m in "$@"; do modprobe -d "$KDIR" -S "$KVER" --show-depends "$m"; done \
-        | awk '$1 == "insmod" {print $2}' | sed "s|^.*/lib/modules/$KVER/||" | awk '!seen[$0]++'
-}
-
-rm -rf "$WORK"; mkdir -p "$WORK/rootfs" "$WORK/initrd/mods"
 R=$WORK/rootfs
-tar -C "$R" --numeric-owner --xattrs -xpf "$BASE/rootfs.tar"
-while read -r m; do
-    install -D -m 644 "$KDIR/lib/modules/$KVER/$m" "$R/usr/lib/modules/$KVER/$m"
-done < <(mods_closure virtio_pci virtio_net virtio_blk virtio_rng virtio_console \
-    9pnet_virtio 9p ext4 autofs4 crc32c_generic)
-for f in modules.order modules.builtin modules.builtin.modinfo; do
-    [[ ! -f $KDIR/lib/modules/$KVER/$f ]] || cp "$KDIR/lib/modules/$KVER/$f" "$R/usr/lib/modules/$KVER/"
-done
-depmod -b "$R" "$KVER"
-
-cp -r "$ROOT/ci/qemu/guest/." "$R/"
-systemctl --root="$R" enable -q systemd-networkd.service qemu-test-ctl.socket qemu-test-ready.service
-# What a throwaway VM doesn't need, to cut boot time (portico's own units are untouched).
-systemctl --root="$R" mask -q apt-daily.timer apt-daily-upgrade.timer dpkg-db-backup.timer \
-    e2scrub_all.timer e2scrub_reap.service fstrim.timer getty.target \
-    systemd-networkd-wait-online.service
-od -An -N16 -tx1 /dev/urandom | tr -d ' \n' >"$R/etc/machine-id"; echo >>"$R/etc/machine-id"
-echo portico-qemu-test >"$R/etc/hostname"
-
+qemu_systemd_guest "$R" portico-qemu-test
 mkdir -p "$R/root/debs"
 cp "$DEB1" "$R/root/debs/v1.deb"; cp "$DEB2" "$R/root/debs/v2.deb"; cp "$DEBB" "$R/root/debs/broken.deb"
 chroot "$R" dpkg -i /root/debs/v1.deb >"$WORK/dpkg-v1.log" 2>&1 \
-    || { cat "$WORK/dpkg-v1.log" >&2; echo "qemu-test: installing v1.deb into the image failed" >&2; exit 1; }
+    || { cat "$WORK/dpkg-v1.log" >&2; echo "$QEMU_NAME: installing v1.deb into the image failed" >&2; exit 1; }
 # The package enabled both sockets in the image, as on a device (portico opens the owner's
 # state only with an HTTPS socket).
 for unit in portico.socket portico-https.socket; do
     [[ $(systemctl --root="$R" is-enabled "$unit" 2>/dev/null) == enabled ]] \
-        || { echo "qemu-test: installing v1.deb did not enable $unit" >&2; exit 1; }
+        || { echo "$QEMU_NAME: installing v1.deb did not enable $unit" >&2; exit 1; }
 done
-mkfs.ext4 -q -F -L root -d "$R" "$WORK/disk.img" 1G >/dev/null
-
-# Tiny busybox initrd: load the modules to reach /dev/vda, mount it, switch_root to systemd.
-cp "$BASE/busybox/bin/busybox" "$WORK/initrd/busybox"
-mods_closure virtio_pci virtio_blk crc32c_generic ext4 | while read -r m; do
-    cp "$KDIR/lib/modules/$KVER/$m" "$WORK/initrd/mods/"; echo "${m##*/}"
-done >"$WORK/initrd/mods/order"
-cat >"$WORK/initrd/init" <<'EOF'
-#!/busybox sh
-/busybox mkdir -p /bin /proc /dev /newroot
-/busybox mount -t proc proc /proc && /busybox --install -s /bin
-export PATH=/bin
-mount -t devtmpfs dev /dev
-for m in $(cat /mods/order); do insmod "/mods/$m"; done
-for i in $(seq 100); do [ -b /dev/vda ] && break; sleep 0.1; done
-mount -t ext4 -o rw /dev/vda /newroot || { echo "initrd: cannot mount /dev/vda"; exec sh; }
-umount /proc; mount --move /dev /newroot/dev
-exec switch_root /newroot /sbin/init
-EOF
-chmod +x "$WORK/initrd/init"
-(cd "$WORK/initrd" && find . | cpio -o -H newc --quiet | gzip -1) >"$WORK/initrd.gz"
+qemu_disk "$R"
+qemu_initrd virtio_pci virtio_blk crc32c_generic ext4
 rm -rf "$R"
 T_IMAGE=$(elapsed "$T2")
 
 # ---------------------------------------------------------------------------------------
 # Boot. From here on every outcome is a PASS:/FAIL: line.
-NPASS=0 NFAIL=0 QEMU_PID='' LOAD_PID='' SOCKET_NOTE='not checked'
-pass() { echo "PASS: $*"; NPASS=$((NPASS + 1)); }
-fail() { echo "FAIL: $*"; NFAIL=$((NFAIL + 1)); }
-cleanup() {
-    local rc=$?
-    [[ -n $LOAD_PID ]] && kill "$LOAD_PID" 2>/dev/null
-    if [[ -n $QEMU_PID ]] && kill -0 "$QEMU_PID" 2>/dev/null; then
-        kill "$QEMU_PID" 2>/dev/null; sleep 1; kill -9 "$QEMU_PID" 2>/dev/null
-    fi
-    if ((rc != 0 || NFAIL != 0)) || [[ -n ${QEMU_TEST_KEEP:-} ]]; then
-        if [[ -f $WORK/console.log ]]; then
-            local keep
-            keep=$CACHE/console-$ARCH-$(date -u +%Y%m%dT%H%M%SZ).log
-            cp "$WORK/console.log" "$keep"
-            echo "qemu-test: serial console log kept in $keep"
-        fi
-    else
-        rm -rf "$WORK"
-    fi
-}
-trap cleanup EXIT
-trap 'echo "qemu-test: line $LINENO: unexpected failure of: $BASH_COMMAND" >&2' ERR
-trap 'echo "qemu-test: interrupted or out of time (QEMU_TEST_TIMEOUT)" >&2; exit 124' INT TERM
+qemu_traps
+qemu_start --https "systemd.journald.forward_to_console=1"
+# The clients of the restart and upgrade checks: besides the steady stream, two keep-alive
+# connections and a TLS stream.
+LOAD_OPTS=(--keepalive 2 --tls-port "$HTTPS_PORT")
 
-read -r HTTP_PORT CTL_PORT HTTPS_PORT < <(python3 -c '
-import socket
-ss = [socket.socket() for _ in range(3)]
-for s in ss: s.bind(("127.0.0.1", 0))
-print(*(s.getsockname()[1] for s in ss))')
-URL=http://127.0.0.1:$HTTP_PORT
-SURL=https://127.0.0.1:$HTTPS_PORT
-
-T_QEMU=$(now_s)
-"${QEMU[@]}" -smp 2 -m 1024 -nodefaults -no-user-config -display none \
-    -serial "file:$WORK/console.log" \
-    -kernel "$KDIR/boot/vmlinuz-$KVER" -initrd "$WORK/initrd.gz" \
-    -append "console=$CONSOLE panic=-1 TERM=dumb systemd.journald.forward_to_console=1" \
-    -drive "file=$WORK/disk.img,format=raw,if=none,id=hd0,cache=unsafe" -device virtio-blk-pci,drive=hd0 \
-    -netdev "user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:$HTTP_PORT-:80,hostfwd=tcp:127.0.0.1:$HTTPS_PORT-:443,hostfwd=tcp:127.0.0.1:$CTL_PORT-:2222" \
-    -device virtio-net-pci,netdev=n0,romfile= -device virtio-rng-pci &
-QEMU_PID=$!
-
-wait_ready() { # N TIMEOUT: until the Nth readiness line of the guest is on the console
-    local deadline=$((SECONDS + $2))
-    local n
-    while n=$(grep -c 'QEMU-TEST-READY ' "$WORK/console.log" 2>/dev/null || true); ((${n:-0} < $1)); do
-        kill -0 "$QEMU_PID" 2>/dev/null || { echo "qemu-test: QEMU exited" >&2; return 1; }
-        ((SECONDS < deadline)) || { echo "qemu-test: guest not ready after $2 s" >&2; return 1; }
-        sleep 0.2
-    done
-}
-# guest CMD [TIMEOUT]: run CMD as root in the guest; its output on stdout, its exit code.
-guest() {
-    local out rc
-    # The exit code goes on a line of its own, even after output with no final newline.
-    out=$(printf '{ %s\n} </dev/null 2>&1; printf "\\n@@rc=%%s\\n" $?\n' "$1" \
-        | timeout "${2:-120}" socat -t "${2:-120}" - "TCP:127.0.0.1:$CTL_PORT") || true
-    rc=$(sed -n 's/^@@rc=//p' <<<"$out")
-    sed '/^@@rc=/d' <<<"$out"
-    return "${rc:-255}"
-}
-status() { curl -s -o /dev/null -w '%{http_code}' --max-time 10 "$URL$1" || true; }
-api() { curl -s --max-time 10 "$URL/api/status" | jq -r "$1" 2>/dev/null || true; }
-prop() { guest "systemctl show -p $2 --value $1" || true; } # UNIT PROPERTY
-# prop_us UNIT PROPERTY: a time span property (systemctl shows "30s", "1min 30s") in µs
-prop_us() { guest "systemd-analyze timespan \"\$(systemctl show -p $2 --value $1)\" | awk '/μs:/ {print \$2}'" || true; }
-mainpid() { prop portico.service MainPID; }
-wait_200() { # TIMEOUT: until /healthz answers 200
-    local deadline=$((SECONDS + $1))
-    until [[ $(status /healthz) == 200 ]]; do ((SECONDS < deadline)) || return 1; sleep 0.2; done
-}
-# Load in the background around a guest command: load_start [LOAD.PY OPTION...]; ...;
-# load_stop -> $LOAD (JSON). Two streams always: a new connection per request, and two
-# keep-alive connections (see ci/qemu/load.py for what each counts).
-load_start() {
-    rm -f "$WORK/load.stop"
-    # /api/status, a real client's request: /healthz answers 503 "stopping" by design while
-    # a process drains, which is a health signal, not a lost request.
-    python3 "$ROOT/ci/qemu/load.py" "$HTTP_PORT" "$WORK/load.stop" --path /api/status --keepalive 2 "$@" \
-        >"$WORK/load.json" &
-    LOAD_PID=$!
-    sleep 1.5 # some requests before the event under test
-}
-load_stop() {
-    sleep 1.5 # and some after
-    touch "$WORK/load.stop"; wait "$LOAD_PID" || true; LOAD_PID=
-    LOAD=$(cat "$WORK/load.json")
-}
-# load_summary: what the clients saw, per stream: answered (of which waited 1 s or more in
-# the backlog), refused (the port seen closed, or the connection closed unanswered), timed
-# out (of which lost on the host, in QEMU's user networking: see ci/qemu/load.py).
-load_summary() {
-    jq -r '
-        def s: "\(.requests) requests, \(.failed) failed (\(.ok) answered, \(.waited) after waiting >= 1 s, longest \(.max_latency_ms / 100 | round / 10) s; \(.refused) refused or closed unanswered; \(.timeout) timed out, \(.timeout_host) of them lost on the host)";
-        def e: if .failed > 0 then " [\(.errors | join("; "))]" else "" end;
-        "steady: \(.close | s + e); keep-alive: \(.keepalive | s + e), \(.keepalive.retries) retries after an idle close, \(.keepalive.reconnects) reconnects after Connection: close"
-        + if .tls then "; TLS: \(.tls | s + e)" else "" end
-        + if .burst then "; bursts of 40: \(.burst | s + e)" else "" end' <<<"$LOAD"
-}
-load_clean() { [[ $(jq '[.[] | objects | .failed == 0 and .ok > 0] | all' <<<"$LOAD") == true ]]; }
 # load_unserved: clients that reached the guest and were refused or left unanswered
 load_unserved() { jq '[.[] | objects | .failed - .timeout_host] | add' <<<"$LOAD"; }
-# cursor UNIT: where UNIT's journal ends now. The cursor of UNIT's own last entry: given one
-# that does not match its -u filter, systemd 252's `journalctl --after-cursor` skips the
-# first matching entry after it (systemd issue 30288, fixed in 255).
-cursor() { guest "journalctl -q -n 1 -o cat --show-cursor -u $1 | sed -n 's/^-- cursor: //p'" || true; }
-# socket_since CURSOR: portico.socket's journal lines since then; fails if it cannot tell.
-socket_since() { [[ -n $1 ]] && guest "journalctl -q -o cat --after-cursor='$1' -u portico.socket"; }
-# socket_stayed CURSOR ENTERED: portico.socket is active, entered that state at ENTERED (µs
-# after boot, as before the event) and has no journal line since CURSOR. Sets SOCKET_NOTE.
-socket_stayed() {
-    local log st state jok=0
-    log=$(socket_since "$1") && jok=1 || log="(unreadable: cursor '$1')"
-    st=$(prop portico.socket ActiveEnterTimestampMonotonic); state=$(prop portico.socket ActiveState)
-    SOCKET_NOTE="portico.socket $state, entered at $2 -> $st µs; journal: $(echo "${log:-nothing}")"
-    [[ $jok == 1 && -z $log && $st == "$2" && $state == active ]]
-}
-socket_entered() { prop portico.socket ActiveEnterTimestampMonotonic; }
 # wait_version VERSION TIMEOUT: until /api/status answers with VERSION; prints how long it took.
 wait_version() {
     local t0 deadline=$((SECONDS + $2))
@@ -334,11 +96,7 @@ login_check() {
 }
 within() { awk -v t="$1" -v l="$2" 'BEGIN { exit !(t <= l) }'; } # SECONDS LIMIT
 
-if ! wait_ready 1 600; then
-    fail "1. boot: the guest never reported its network up"
-    tail -n 40 "$WORK/console.log" >&2 || true
-    echo "$NPASS passed, $NFAIL failed"; exit 1
-fi
+qemu_booted "1. boot" 600
 T_READY=$(elapsed "$T_QEMU")
 
 # 1. HTTP 200 on port 80 after boot, no manual step.
@@ -427,7 +185,7 @@ fi
 # 4. Restart of the service during a steady stream of requests and keep-alive clients loses
 # none, and the socket stays.
 pid0=$(mainpid); c=$(cursor portico.socket); st0=$(socket_entered)
-load_start --tls-port "$HTTPS_PORT"
+load_start "${LOAD_OPTS[@]}"
 guest "systemctl restart portico.service" >/dev/null && rrc=0 || rrc=$?
 load_stop
 pid1=$(mainpid)
@@ -490,36 +248,11 @@ guest "hostnamectl set-hostname $h0 2>/dev/null || hostname $h0" >/dev/null || t
 
 # ---------------------------------------------------------------------------------------
 # Upgrade test (issue 4): the package manager replaces portico while requests flow.
-# upgrade_step NAME APT-COMMAND EXPECTED-VERSION
-upgrade_step() {
-    local name=$1 cmd=$2 want=$3 before c st0 out arc after
-    before=$(api .portico.version); c=$(cursor portico.socket); st0=$(socket_entered)
-    load_start --tls-port "$HTTPS_PORT"
-    out=$(guest "$cmd" 300) && arc=0 || arc=$?
-    load_stop
-    after=$(api .portico.version)
-    if ((arc == 0)) && load_clean; then
-        pass "$name: '$cmd' under load: $(load_summary)"
-    else
-        fail "$name: '$cmd' (exit $arc) under load: $(load_summary)"; tail -n 15 <<<"$out" | sed 's/^/    /'
-    fi
-    echo "TIME: $name: longest stall $(jq -r .close.longest_stall_ms <<<"$LOAD") ms, max request latency $(jq -r .close.max_latency_ms <<<"$LOAD") ms"
-    if [[ $after == "$want" && $before != "$want" ]]; then
-        pass "$name: /api/status version $before -> $after"
-    else
-        fail "$name: /api/status version $before -> '$after', expected $want"
-    fi
-    if socket_stayed "$c" "$st0"; then
-        pass "$name: portico.socket never left the active state ($SOCKET_NOTE)"
-    else
-        fail "$name: portico.socket changed state: $SOCKET_NOTE"
-    fi
-}
 v=$(api .portico.version)
 if [[ $v == "$V1" ]]; then pass "upgrade: booted with v1 installed (version $v)"; else fail "upgrade: booted version '$v', expected $V1"; fi
-upgrade_step "upgrade v1->v2" "apt-get install -y /root/debs/v2.deb" "$V2"
+upgrade_step "upgrade v1->v2" "apt-get install -y /root/debs/v2.deb" "$V2" "${LOAD_OPTS[@]}"
 login_check "upgrade v1->v2"
-upgrade_step "downgrade v2->v1" "apt-get install -y --allow-downgrades /root/debs/v1.deb" "$V1"
+upgrade_step "downgrade v2->v1" "apt-get install -y --allow-downgrades /root/debs/v1.deb" "$V1" "${LOAD_OPTS[@]}"
 login_check "downgrade v2->v1"
 
 # ---------------------------------------------------------------------------------------
@@ -531,13 +264,13 @@ login_check "downgrade v2->v1"
 fault_start() {
     revive_if_dead
     F_CURSOR=$(cursor portico.socket); F_ST0=$(socket_entered)
-    load_start --burst 40 --burst-every 10 --timeout 90
+    load_start --keepalive 2 --burst 40 --burst-every 10 --timeout 90
 }
 # revive_if_dead: after a check that left port 80 dead, the test itself brings it back, so
 # that each check starts from a serving device and fails on its own account only.
 revive_if_dead() {
     wait_200 5 && return 0
-    echo "qemu-test: port 80 is dead after the last check; the test resets and starts portico.socket to go on"
+    echo "$QEMU_NAME: port 80 is dead after the last check; the test resets and starts portico.socket to go on"
     guest "systemctl reset-failed portico.socket portico.service; systemctl start portico.socket" >/dev/null || true
     wait_200 30 || true
 }
@@ -623,14 +356,9 @@ revive_if_dead
 # Remove: stopped, nothing listening, no process; the conffile stays until purge.
 out=$(guest "apt-get remove -y portico" 300) && arc=0 || arc=$?
 kept=$(guest "test -f /var/lib/private/portico/owner.json && echo kept" || true)
-left=$(guest "pgrep -a -x portico; systemctl is-active portico.socket portico-https.socket portico.service; \
-    if timeout 3 bash -c ': </dev/tcp/127.0.0.1/80' 2>/dev/null; then echo port-80-open; fi" || true)
-h=$(status /healthz)
-if ((arc == 0)) && [[ $(echo $left) == "inactive inactive inactive" && $h != 200 ]]; then
-    pass "remove: apt-get remove: port 80 closed in the guest, host gets no 200 ($h), no portico process, units inactive (owner state: ${kept:-gone})"
-else
-    fail "remove: apt-get remove (exit $arc): $(echo $left); host /healthz $h"; tail -n 15 <<<"$out" | sed 's/^/    /'
-fi
+removal_check "remove: apt-get remove" "$arc" "$out" \
+    "pgrep -a -x portico; systemctl is-active portico.socket portico-https.socket portico.service" \
+    "inactive inactive inactive" "no portico process, units inactive (owner state: ${kept:-gone})"
 # Purge: no package state, config or unit links left anywhere.
 out=$(guest "apt-get purge -y portico" 300) && arc=0 || arc=$?
 left=$(guest "dpkg-query -W -f='\${db:Status-Status}\n' portico 2>/dev/null; \
@@ -667,8 +395,6 @@ else
     fail "7. after reboot: no HTTP 200 (see the console log)"
 fi
 
-guest "systemctl --no-block poweroff" >/dev/null || true
-for _ in $(seq 60); do kill -0 "$QEMU_PID" 2>/dev/null || break; sleep 0.5; done
-echo "TIME: qemu-test $ARCH: base rootfs ${T_BASE} s, v1+v2 builds and .debs ${T_BUILD} s, image ${T_IMAGE} s, VM and checks $(elapsed "$T_QEMU") s, total $(elapsed "$T0") s"
-echo "$NPASS passed, $NFAIL failed"
-exit $((NFAIL ? 1 : 0))
+qemu_stop "systemctl --no-block poweroff"
+echo "TIME: $QEMU_NAME $ARCH: base rootfs ${T_BASE} s, v1+v2 builds and .debs ${T_BUILD} s, image ${T_IMAGE} s, VM and checks $(elapsed "$T_QEMU") s, total $(elapsed "$T0") s"
+qemu_finish
