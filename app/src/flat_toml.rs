@@ -4,8 +4,8 @@
 //! lists of strings. This reads `key = value` lines, comments, one-line strings (basic and
 //! literal), integers, booleans and lists, and refuses the rest of TOML (tables, dotted or
 //! quoted keys, floats, dates, multi-line strings, inline tables) by name. What it accepts
-//! is TOML and means the same there: a test holds it to the `toml` crate. It is a few KiB
-//! where the `toml` crate took 36 KiB of the aarch64 binary's 1 MiB.
+//! is TOML and means the same there: a test holds it to the `toml` crate. Reading the file
+//! with that crate instead cost 61 KB of the aarch64 binary's 1 MiB budget.
 
 use std::collections::HashMap;
 use std::fmt;
