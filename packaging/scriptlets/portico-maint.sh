@@ -103,26 +103,27 @@ portico_mark() {
 portico_upgrade_sockets() {
     systemctl ${root:+"--root=$root"} is-enabled --quiet portico.socket || return 0
     portico_mark portico.socket
-    if [ "$sockets" != portico.socket ]; then
-        state=$(systemctl ${root:+"--root=$root"} is-enabled portico-https.socket 2>/dev/null) || true
-        case $state in
-            enabled | enabled-runtime) ;;
-            masked | masked-runtime) state=off ;;
-            *)
-                if [ -e "$marks/portico-https.socket.enabled" ]; then
-                    state=off
-                else
-                    portico_systemctl ${root:+"--root=$root"} enable portico-https.socket >&2
-                fi
-                ;;
-        esac
-        if [ "$state" != off ]; then
-            portico_mark portico-https.socket
-            echo "$sockets"
-            return 0
-        fi
+    if [ "$sockets" = portico.socket ]; then
+        echo portico.socket
+        return 0
     fi
-    echo portico.socket
+    state=$(systemctl ${root:+"--root=$root"} is-enabled portico-https.socket 2>/dev/null) || true
+    case $state in
+        enabled | enabled-runtime) ;;
+        masked | masked-runtime)
+            echo portico.socket
+            return 0
+            ;;
+        *)
+            if [ -e "$marks/portico-https.socket.enabled" ]; then
+                echo portico.socket # enabled before: the admin disabled it since
+                return 0
+            fi
+            portico_systemctl ${root:+"--root=$root"} enable portico-https.socket >&2
+            ;;
+    esac
+    portico_mark portico-https.socket
+    echo "$sockets"
 }
 
 portico_step() {
