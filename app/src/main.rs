@@ -414,7 +414,7 @@ fn reload_on_sighup(https: Https, state: Arc<AppState>) -> std::io::Result<impl 
                 None => tracing::info!("SIGHUP: nothing to reload (no HTTPS socket)"),
                 Some(Ok(certificate)) => {
                     tracing::info!("reloaded: {}", describe(&certificate));
-                    *state.certificate.write().unwrap_or_else(|p| p.into_inner()) = Some(certificate);
+                    state.set_certificate(certificate);
                 }
                 Some(Err(e)) => tracing::error!("reload failed, keeping the certificate in use: {e}"),
             }

@@ -215,8 +215,7 @@ fn settings(state: &AppState, owner: &LoggedIn, notice: Option<Notice>) -> Respo
     let settings = auth.glance();
     let csrf = format!("<input type=\"hidden\" name=\"csrf\" value=\"{}\">", escape(&owner.csrf));
     let checked = if settings.status_public { " checked" } else { "" };
-    let certificate = state.certificate.read().unwrap_or_else(|p| p.into_inner()).clone();
-    let fingerprint = certificate.map_or_else(String::new, |c| c.fingerprint_sha256);
+    let fingerprint = state.certificate().map_or_else(String::new, |c| c.fingerprint_sha256);
     page(
         "Settings",
         &format!(
@@ -332,7 +331,7 @@ async fn replace_certificate(
                 "the owner replaced the HTTPS certificate: SHA-256 {}",
                 summary.fingerprint_sha256
             );
-            *state.certificate.write().unwrap_or_else(|p| p.into_inner()) = Some(summary);
+            state.set_certificate(summary);
         });
     done(&state, &owner, result.map_err(AuthError::Refused))
 }

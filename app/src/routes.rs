@@ -43,6 +43,18 @@ pub struct AppState {
     pub replace_certificate: crate::tls::Replace,
 }
 
+impl AppState {
+    /// The certificate in use, as the pages show it.
+    pub fn certificate(&self) -> Option<status::Certificate> {
+        self.certificate.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
+    }
+
+    /// What a reload or the owner's upload put in use.
+    pub fn set_certificate(&self, certificate: status::Certificate) {
+        *self.certificate.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(certificate);
+    }
+}
+
 #[cfg(feature = "tls")]
 impl crate::auth::HasAuth for Arc<AppState> {
     fn auth(&self) -> Option<&Arc<crate::auth::Auth>> {
@@ -79,8 +91,7 @@ pub fn router() -> Router<Arc<AppState>> {
 }
 
 fn collect(state: &AppState, label: String) -> status::Status<'_> {
-    let certificate = state.certificate.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone();
-    status::collect(&state.fixed, state.counters.snapshot(), certificate, label)
+    status::collect(&state.fixed, state.counters.snapshot(), state.certificate(), label)
 }
 
 /// The page with the figures filled in, so it shows them without JavaScript too.
