@@ -10,10 +10,10 @@
 // Handlers and extractors answer with a whole Response, as axum has them do.
 #![allow(clippy::result_large_err)]
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use argon2::password_hash::{PasswordHash, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
@@ -22,6 +22,8 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use ring::rand::{SecureRandom, SystemRandom};
+// tokio's clock, so the tests can stop and move it.
+use tokio::time::Instant;
 
 use crate::peer::Peer;
 use crate::state::{Loaded, Owner, Stamp, Store};
@@ -41,14 +43,23 @@ const FREE_FAILURES: u32 = 3;
 const FIRST_DELAY: Duration = Duration::from_millis(250);
 const MAX_DELAY: Duration = Duration::from_secs(2);
 /// Failures from everyone within a minute beyond which every login waits a second.
-const GLOBAL_FAILURES_PER_MINUTE: u32 = 30;
+const GLOBAL_FAILURES_PER_MINUTE: usize = 30;
 /// Failures are forgotten after this long without another.
 const FORGET_AFTER: Duration = Duration::from_secs(15 * 60);
-/// Clients remembered at most; IP spraying cannot grow the table beyond this.
+/// Clients remembered at most; clients beyond share one entry, so spraying addresses
+/// neither grows the table nor wipes what it knows of the others.
 const MAX_CLIENTS: usize = 4096;
 /// Password checks waiting or running at once; beyond, a check is refused at once (503),
 /// so a flood of logins holds a few connections, not all of max_connections.
 const MAX_PENDING: usize = 16;
+/// Checks one client (an address, an IPv6 /64) may have in progress at once.
+const PER_CLIENT: u32 = 2;
+/// Places only clients without recent failures may take: a flood from a few addresses
+/// cannot keep the owner out.
+const RESERVED: usize = 4;
+/// The key of the clients that no longer fit in the table, and of Unix-socket clients.
+const OVERFLOW: IpAddr = IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED);
+const LOCAL: IpAddr = IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED);
 
 /// Why a set-up, login or change was refused; what the page tells the user.
 #[derive(Debug, PartialEq, Eq)]
@@ -74,7 +85,7 @@ impl std::fmt::Display for AuthError {
             AuthError::AlreadySetUp => f.write_str("This device is set up already: log in."),
             AuthError::Busy => f.write_str("Too many logins at once: try again in a moment."),
             AuthError::Refused(why) => f.write_str(why),
-            AuthError::Storage(why) => write!(f, "The device could not save it: {why}"),
+            AuthError::Storage(why) => write!(f, "The device could not read or save its settings: {why}"),
         }
     }
 }
@@ -88,11 +99,41 @@ struct Session {
     generation: u64,
 }
 
-/// Failed logins, per client and overall.
+/// Failed logins and the checks in progress, per client and overall.
 #[derive(Default)]
-struct Failures {
-    clients: HashMap<IpAddr, (u32, Instant)>,
-    recent: Vec<Instant>,
+struct Throttle {
+    /// Failures per client key: how many, and when the last was.
+    failures: HashMap<IpAddr, (u32, Instant)>,
+    /// Everyone's failures within the last minute.
+    recent: VecDeque<Instant>,
+    /// Checks in progress per client key, and in all.
+    checking: HashMap<IpAddr, u32>,
+    pending: usize,
+}
+
+impl Throttle {
+    /// The key a client is counted under: its address (mapped IPv4 as IPv4), its /64 for
+    /// IPv6, which one host can fill with addresses; the shared overflow entry once the
+    /// table is full.
+    fn key(&self, client: Option<IpAddr>) -> IpAddr {
+        let key = match client.map(|c| c.to_canonical()) {
+            None => LOCAL,
+            Some(IpAddr::V6(v6)) => {
+                let s = v6.segments();
+                IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+            Some(v4) => v4,
+        };
+        match self.failures.len() >= MAX_CLIENTS && !self.failures.contains_key(&key) {
+            true => OVERFLOW,
+            false => key,
+        }
+    }
+
+    /// Recent failures of `key`.
+    fn failures_of(&self, key: &IpAddr, now: Instant) -> u32 {
+        self.failures.get(key).filter(|(_, last)| now - *last < FORGET_AFTER).map_or(0, |(n, _)| *n)
+    }
 }
 
 /// How long sessions last: without a request, and in any case.
@@ -102,26 +143,74 @@ pub struct Lifetimes {
     pub absolute: Duration,
 }
 
+/// The owner as last read, the stamp of the file read, and why it cannot be read now if so.
+struct Cached {
+    owner: Owner,
+    stamp: Option<Stamp>,
+    unreadable: Option<String>,
+}
+
 pub struct Auth {
     store: Store,
     lifetimes: Lifetimes,
-    /// The owner as last read, and the file's stamp then.
-    owner: Mutex<(Owner, Option<Stamp>)>,
+    owner: Mutex<Cached>,
     sessions: Mutex<HashMap<String, Session>>,
-    failures: Mutex<Failures>,
+    throttle: Mutex<Throttle>,
     /// argon2's working memory, allocated once: hashing takes turns with it, so a login
     /// flood neither holds more than one hash's memory nor leaves freed copies behind.
     memory: tokio::sync::Mutex<Vec<argon2::Block>>,
-    pending: std::sync::atomic::AtomicUsize,
     random: SystemRandom,
 }
 
-/// A password check in progress, counted until dropped.
-struct Pending<'a>(&'a std::sync::atomic::AtomicUsize);
+/// A password check's place, taken before its wait and given back when dropped.
+struct Attempt<'a> {
+    auth: &'a Auth,
+    client: Option<IpAddr>,
+    key: IpAddr,
+    delay: Duration,
+}
 
-impl Drop for Pending<'_> {
+impl Attempt<'_> {
+    /// Waits as long as this client's failures and everyone's call for. Not a lockout:
+    /// the right password still works after the wait.
+    async fn wait(&self) {
+        tokio::time::sleep(self.delay).await;
+    }
+
+    fn failed(&self, reason: &str) {
+        let address = self.client.map_or_else(|| "unix".to_owned(), |c| c.to_canonical().to_string());
+        // One line a fail2ban filter can match: ^login failed: address=<HOST> user=\S+ reason=
+        tracing::warn!("login failed: address={address} user=owner reason={reason}");
+        let now = Instant::now();
+        let mut throttle = lock(&self.auth.throttle);
+        throttle.recent.push_back(now);
+        if throttle.failures.len() >= MAX_CLIENTS {
+            throttle.failures.retain(|_, (_, last)| now - *last < FORGET_AFTER);
+        }
+        let key = match throttle.key(self.client) {
+            // The table filled while this check ran: the entry it was counted under stays.
+            OVERFLOW if throttle.failures.contains_key(&self.key) => self.key,
+            key => key,
+        };
+        let count = throttle.failures_of(&key, now);
+        throttle.failures.insert(key, (count + 1, now));
+    }
+
+    fn succeeded(&self) {
+        lock(&self.auth.throttle).failures.remove(&self.key);
+    }
+}
+
+impl Drop for Attempt<'_> {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        let mut throttle = lock(&self.auth.throttle);
+        throttle.pending -= 1;
+        if let Some(n) = throttle.checking.get_mut(&self.key) {
+            *n -= 1;
+            if *n == 0 {
+                throttle.checking.remove(&self.key);
+            }
+        }
     }
 }
 
@@ -134,15 +223,25 @@ pub enum Opened {
     Provisioned,
     /// Set-up is pending with the code `portico reset-owner` printed.
     Reset,
+    /// The owner's file is there but cannot be read, and why: it is left as it is, the
+    /// owner's pages say so, and each request tries again.
+    Unreadable(String),
 }
 
 /// `portico reset-owner`: clears the password, keeps the label and the status page's
 /// access, and returns a new set-up code, kept until used. A running portico sees the file
 /// change: every session ends, and /setup takes the new code.
 pub fn reset(store: &Store) -> Result<String, AuthError> {
+    let lock = store.lock().map_err(storage)?;
     let owner = match store.load() {
         Loaded::Owner(owner) => owner,
-        Loaded::Missing | Loaded::Damaged(_) => Owner { status_public: true, ..Owner::default() },
+        Loaded::Missing => Owner { status_public: true, ..Owner::default() },
+        Loaded::Damaged(why) => {
+            let aside = store.set_aside(&lock).map_err(storage)?;
+            eprintln!("portico: {why}; kept as {}", aside.display());
+            Owner { generation: unknown_generation(), ..Owner::default() }
+        }
+        Loaded::Unreadable(why) => return Err(AuthError::Storage(why)),
     };
     let random = SystemRandom::new();
     let code = setup_code(&random);
@@ -151,11 +250,21 @@ pub fn reset(store: &Store) -> Result<String, AuthError> {
         password: None,
         setup_code: Some(hash),
         keep_code: true,
+        local_code_only: false,
         generation: owner.generation + 1,
         ..owner
     };
-    store.save(&reset).map_err(|e| AuthError::Storage(e.to_string()))?;
+    store.save(&reset, &lock).map_err(storage)?;
     Ok(code)
+}
+
+fn storage(e: std::io::Error) -> AuthError {
+    AuthError::Storage(e.to_string())
+}
+
+/// A generation no session of an earlier state can have: the time, which only grows.
+fn unknown_generation() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_secs())
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -163,46 +272,56 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Auth {
-    /// Reads the owner's state; on a first start, or while set-up is pending, or when the
-    /// file is damaged (said in `damaged`), makes a set-up code: the provisioned one if
-    /// the device has one, else a fresh random one.
+    /// Reads the owner's state; on a first start, or while set-up is pending, makes a
+    /// set-up code: the provisioned one if the device has one, else a fresh random one.
+    /// A damaged file is kept aside, and set-up then takes only a code from the journal:
+    /// whoever damaged the file may have read the label.
     pub fn open(
         store: Store,
         provisioned: Option<String>,
         lifetimes: Lifetimes,
     ) -> Result<(Self, Opened), AuthError> {
         let random = SystemRandom::new();
-        let owner = match store.load() {
-            Loaded::Owner(owner) => owner,
-            Loaded::Missing => Owner { status_public: true, ..Owner::default() },
+        let lock = store.lock().map_err(storage)?;
+        let (owner, unreadable) = match store.load() {
+            Loaded::Owner(owner) => (owner, None),
+            Loaded::Missing => (Owner { status_public: true, ..Owner::default() }, None),
             Loaded::Damaged(why) => {
+                let aside = store.set_aside(&lock).map_err(storage)?;
                 tracing::warn!(
-                    "the owner's state is damaged ({why}): the device needs setting up again, with a new code"
+                    "the owner's state is damaged ({why}); kept as {}: the device needs setting up \
+                     again, with the new code this log gives (the label's code is not taken), and \
+                     its status page is private until then",
+                    aside.display()
                 );
-                Owner { status_public: true, generation: 1, ..Owner::default() }
+                let owner =
+                    Owner { generation: unknown_generation(), local_code_only: true, ..Owner::default() };
+                (owner, None)
             }
+            Loaded::Unreadable(why) => (Owner::default(), Some(why)),
         };
+        let stamp = store.stamp();
         let auth = Auth {
-            owner: Mutex::new((owner.clone(), None)),
+            owner: Mutex::new(Cached { owner: owner.clone(), stamp, unreadable: unreadable.clone() }),
             store,
             lifetimes,
             sessions: Mutex::new(HashMap::new()),
-            failures: Mutex::new(Failures::default()),
+            throttle: Mutex::new(Throttle::default()),
             memory: tokio::sync::Mutex::new(Vec::new()),
-            pending: std::sync::atomic::AtomicUsize::new(0),
             random,
         };
+        if let Some(why) = unreadable {
+            return Ok((auth, Opened::Unreadable(why)));
+        }
         if owner.password.is_some() {
-            auth.remember(owner)?;
             return Ok((auth, Opened::Owned));
         }
         if owner.keep_code && owner.setup_code.is_some() {
-            auth.remember(owner)?;
             return Ok((auth, Opened::Reset));
         }
         // Only a code's hash is kept, so a generated one is made anew at each start until
         // it is used: the newest journal entry always has the code that works.
-        let (code, opened) = match provisioned {
+        let (code, opened) = match provisioned.filter(|_| !owner.local_code_only) {
             Some(code) => (code, Opened::Provisioned),
             None => {
                 let code = setup_code(&auth.random);
@@ -210,72 +329,122 @@ impl Auth {
             }
         };
         let hash = hash_with(&auth.random, &mut Vec::new(), &normalise_code(&code))?;
-        auth.remember(Owner { setup_code: Some(hash), keep_code: false, ..owner })?;
+        let pending = Owner { setup_code: Some(hash), keep_code: false, ..owner };
+        auth.save(pending, &lock)?;
         Ok((auth, opened))
     }
 
-    fn remember(&self, owner: Owner) -> Result<(), AuthError> {
-        let stamp = self.store.save(&owner).map_err(|e| AuthError::Storage(e.to_string()))?;
-        *lock(&self.owner) = (owner, Some(stamp));
+    fn save(&self, owner: Owner, lock: &crate::state::Lock) -> Result<(), AuthError> {
+        let stamp = self.store.save(&owner, lock).map_err(storage)?;
+        *self::lock(&self.owner) = Cached { owner, stamp: Some(stamp), unreadable: None };
         Ok(())
     }
 
+    /// Reads the owner afresh and saves what `change` makes of it, under the state
+    /// directory's lock, so no save undoes another (portico's or `reset-owner`'s). On the
+    /// runtime's blocking thread: the fsyncs may take a while on a small device's flash.
+    async fn modify<T: Send + 'static>(
+        self: &Arc<Self>,
+        change: impl FnOnce(&mut Owner) -> Result<T, AuthError> + Send + 'static,
+    ) -> Result<T, AuthError> {
+        let auth = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let lock = auth.store.lock().map_err(storage)?;
+            let mut owner = match auth.store.load() {
+                Loaded::Owner(owner) => owner,
+                Loaded::Unreadable(why) => return Err(AuthError::Storage(why)),
+                // Gone or damaged since it was read: what portico last read is the truth.
+                Loaded::Missing | Loaded::Damaged(_) => auth.owner()?,
+            };
+            let result = change(&mut owner)?;
+            auth.save(owner, &lock)?;
+            Ok(result)
+        })
+        .await
+        .map_err(|e| AuthError::Storage(e.to_string()))?
+    }
+
     /// The owner as last read, read again first if the file changed under portico
-    /// (`portico reset-owner`): one stat of the file, under the lock.
-    fn current(&self) -> MutexGuard<'_, (Owner, Option<Stamp>)> {
+    /// (`portico reset-owner`), or while it cannot be read: one stat of the file, under
+    /// the lock.
+    fn current(&self) -> MutexGuard<'_, Cached> {
         let mut cached = lock(&self.owner);
         let stamp = self.store.stamp();
-        if stamp != cached.1 {
-            if let Loaded::Owner(owner) = self.store.load() {
-                *cached = (owner, stamp);
+        if stamp != cached.stamp || cached.unreadable.is_some() {
+            match self.store.load() {
+                Loaded::Owner(owner) => *cached = Cached { owner, stamp, unreadable: None },
+                Loaded::Unreadable(why) if cached.unreadable.is_some() => cached.unreadable = Some(why),
+                _ => {}
             }
         }
         cached
     }
 
     /// The whole owner, hashes included: for set-up, logins and changes.
-    fn owner(&self) -> Owner {
-        self.current().0.clone()
+    fn owner(&self) -> Result<Owner, AuthError> {
+        let current = self.current();
+        match &current.unreadable {
+            Some(why) => Err(AuthError::Storage(why.clone())),
+            None => Ok(current.owner.clone()),
+        }
     }
 
     /// What a request needs of the owner, without the hashes: one look per request, so
     /// the status page pays one stat of the owner's file, not one per question.
     pub fn glance(&self) -> Glance {
         let current = self.current();
-        let owner = &current.0;
+        let readable = current.unreadable.is_none();
+        let owner = &current.owner;
         Glance {
             label: owner.label.clone(),
-            status_public: owner.status_public,
-            setup_needed: owner.password.is_none(),
+            status_public: owner.status_public && readable,
+            setup_needed: owner.password.is_none() && readable,
             generation: owner.generation,
         }
     }
 
     pub fn setup_needed(&self) -> bool {
-        self.current().0.password.is_none()
+        self.glance().setup_needed
     }
 
     /// First set-up: the one-time code, then the owner's password. The code is spent.
-    pub async fn set_up(&self, client: Option<IpAddr>, code: &str, password: &str) -> Result<(), AuthError> {
-        let owner = self.owner();
-        let Some(code_hash) = owner.setup_code.clone().filter(|_| owner.password.is_none()) else {
+    /// From then on visitors see the reduced status page until the owner opens it.
+    pub async fn set_up(
+        self: &Arc<Self>,
+        client: Option<IpAddr>,
+        code: &str,
+        password: &str,
+    ) -> Result<(), AuthError> {
+        let owner = self.owner()?;
+        let Some(code_hash) = owner.setup_code.filter(|_| owner.password.is_none()) else {
             return Err(AuthError::AlreadySetUp);
         };
-        let _pending = self.pending()?;
-        self.slow_down(client).await;
+        let attempt = self.attempt(client)?;
+        attempt.wait().await;
         if !self.verify(&code_hash, &normalise_code(code)).await {
-            self.failed(client, "wrong-setup-code");
+            attempt.failed("wrong-setup-code");
             return Err(AuthError::WrongCode);
         }
+        attempt.succeeded();
         check_password(password, Some(code))?;
         let hash = self.hash(password).await?;
-        self.remember(Owner {
-            password: Some(hash),
-            setup_code: None,
-            keep_code: false,
-            generation: owner.generation + 1,
-            ..owner
-        })?;
+        self.modify(move |owner| {
+            // Set up by someone else, or given a new code by reset-owner, meanwhile.
+            if owner.password.is_some() {
+                return Err(AuthError::AlreadySetUp);
+            }
+            if owner.setup_code.as_ref() != Some(&code_hash) {
+                return Err(AuthError::WrongCode);
+            }
+            owner.password = Some(hash);
+            owner.setup_code = None;
+            owner.keep_code = false;
+            owner.local_code_only = false;
+            owner.status_public = false;
+            owner.generation += 1;
+            Ok(())
+        })
+        .await?;
         tracing::info!("set-up done: the device has an owner; the set-up code is spent");
         Ok(())
     }
@@ -283,37 +452,37 @@ impl Auth {
     /// Checks the password (after the delays this client and everyone have earned) and
     /// opens a session: its token.
     pub async fn login(&self, client: Option<IpAddr>, password: &str) -> Result<String, AuthError> {
-        let owner = self.owner();
+        let owner = self.owner()?;
         let Some(hash) = owner.password else {
             return Err(AuthError::NotSetUp);
         };
-        let _pending = self.pending()?;
-        self.slow_down(client).await;
+        let attempt = self.attempt(client)?;
+        attempt.wait().await;
         if !self.verify(&hash, password).await {
-            self.failed(client, "wrong-password");
+            attempt.failed("wrong-password");
             return Err(AuthError::WrongPassword);
         }
-        if let Some(client) = client {
-            lock(&self.failures).clients.remove(&client_key(client));
-        }
+        attempt.succeeded();
         let token = self.token(32);
         let now = Instant::now();
         let session =
             Session { created: now, last_seen: now, csrf: self.token(16), generation: owner.generation };
         let mut sessions = lock(&self.sessions);
-        sessions.retain(|_, s| self.live(s, now, owner.generation));
+        sessions.retain(|_, s| live(s, now, owner.generation, self.lifetimes));
         sessions.insert(token.clone(), session);
         Ok(token)
     }
 
     /// The session's form token, if `token` names a live session of the owner's
-    /// `generation`; it counts as activity.
-    fn session(&self, token: &str, generation: u64) -> Option<String> {
+    /// `generation`. A request that counts as `activity` keeps it alive; the status
+    /// page's background refresh does not.
+    fn session(&self, token: &str, generation: u64, activity: bool) -> Option<String> {
         let now = Instant::now();
         let mut sessions = lock(&self.sessions);
-        let lifetimes = self.lifetimes;
-        let session = sessions.get_mut(token).filter(|s| live(s, now, generation, lifetimes))?;
-        session.last_seen = now;
+        let session = sessions.get_mut(token).filter(|s| live(s, now, generation, self.lifetimes))?;
+        if activity {
+            session.last_seen = now;
+        }
         Some(session.csrf.clone())
     }
 
@@ -323,101 +492,105 @@ impl Auth {
 
     /// A new password ends every session, this one included.
     pub async fn change_password(
-        &self,
+        self: &Arc<Self>,
         client: Option<IpAddr>,
         current: &str,
         new: &str,
     ) -> Result<(), AuthError> {
-        let owner = self.owner();
-        let hash = owner.password.clone().ok_or(AuthError::NotSetUp)?;
-        let _pending = self.pending()?;
-        self.slow_down(client).await;
+        let hash = self.owner()?.password.ok_or(AuthError::NotSetUp)?;
+        let attempt = self.attempt(client)?;
+        attempt.wait().await;
         if !self.verify(&hash, current).await {
-            self.failed(client, "wrong-current-password");
+            attempt.failed("wrong-current-password");
             return Err(AuthError::WrongPassword);
         }
+        attempt.succeeded();
         check_password(new, None)?;
-        let hash = self.hash(new).await?;
-        self.remember(Owner { password: Some(hash), generation: owner.generation + 1, ..owner })?;
-        lock(&self.sessions).clear();
+        let new_hash = self.hash(new).await?;
+        self.modify(move |owner| {
+            if owner.password.as_ref() != Some(&hash) {
+                return Err(AuthError::Refused("The password was changed meanwhile: log in again.".into()));
+            }
+            owner.password = Some(new_hash);
+            owner.generation += 1;
+            Ok(())
+        })
+        .await?;
         tracing::info!("the owner's password was changed: every session has ended");
         Ok(())
     }
 
-    /// Changes a setting of the owner's and keeps it.
-    pub fn update(&self, change: impl FnOnce(&mut Owner)) -> Result<(), AuthError> {
-        let mut owner = self.owner();
-        change(&mut owner);
-        self.remember(owner)
-    }
-
-    /// Takes a place among the password checks in progress, or says Busy.
-    fn pending(&self) -> Result<Pending<'_>, AuthError> {
-        use std::sync::atomic::Ordering::Relaxed;
-        match self.pending.fetch_add(1, Relaxed) < MAX_PENDING {
-            true => Ok(Pending(&self.pending)),
-            false => {
-                self.pending.fetch_sub(1, Relaxed);
-                Err(AuthError::Busy)
+    /// Changes a setting of the owner's and keeps it, unless the session ended meanwhile
+    /// (a new password, `reset-owner`).
+    pub async fn update(
+        self: &Arc<Self>,
+        session: &LoggedIn,
+        change: impl FnOnce(&mut Owner) + Send + 'static,
+    ) -> Result<(), AuthError> {
+        let generation = session.generation;
+        self.modify(move |owner| {
+            if owner.generation != generation {
+                return Err(AuthError::Refused("Your session has ended: log in again.".into()));
             }
-        }
+            change(owner);
+            Ok(())
+        })
+        .await
     }
 
-    /// Waits as long as this client's failures and everyone's call for. Not a lockout:
-    /// the right password still works after the wait.
-    async fn slow_down(&self, client: Option<IpAddr>) {
-        let delay = {
-            let mut failures = lock(&self.failures);
-            let now = Instant::now();
-            failures.recent.retain(|t| now.duration_since(*t) < Duration::from_secs(60));
-            let own = client
-                .and_then(|c| failures.clients.get(&client_key(c)).copied())
-                .filter(|(_, last)| now.duration_since(*last) < FORGET_AFTER)
-                .map_or(Duration::ZERO, |(n, _)| delay_after(n));
-            let everyone = match failures.recent.len() as u32 > GLOBAL_FAILURES_PER_MINUTE {
-                true => Duration::from_secs(1),
-                false => Duration::ZERO,
-            };
-            own.max(everyone)
-        };
-        tokio::time::sleep(delay).await;
-    }
-
-    fn failed(&self, client: Option<IpAddr>, reason: &str) {
-        let address = client.map_or_else(|| "unix".to_owned(), |c| c.to_string());
-        // One line a fail2ban filter can match: ^login failed: address=<HOST> user=\S+ reason=
-        tracing::warn!("login failed: address={address} user=owner reason={reason}");
-        let mut failures = lock(&self.failures);
+    /// Takes a place among the password checks in progress, or says Busy: one client
+    /// takes at most `PER_CLIENT`, and clients with recent failures leave `RESERVED` for
+    /// the others. Checks still in progress count as failures for the wait, so guesses
+    /// sent side by side wait as if sent one after another.
+    fn attempt(&self, client: Option<IpAddr>) -> Result<Attempt<'_>, AuthError> {
         let now = Instant::now();
-        failures.recent.push(now);
-        if let Some(client) = client {
-            if failures.clients.len() >= MAX_CLIENTS {
-                failures.clients.retain(|_, (_, last)| now.duration_since(*last) < FORGET_AFTER);
-                if failures.clients.len() >= MAX_CLIENTS {
-                    failures.clients.clear();
-                }
-            }
-            let entry = failures.clients.entry(client_key(client)).or_insert((0, now));
-            if now.duration_since(entry.1) >= FORGET_AFTER {
-                entry.0 = 0;
-            }
-            *entry = (entry.0 + 1, now);
+        let mut throttle = lock(&self.throttle);
+        while throttle.recent.front().is_some_and(|t| now - *t >= Duration::from_secs(60)) {
+            throttle.recent.pop_front();
         }
+        let key = throttle.key(client);
+        let failures = throttle.failures_of(&key, now);
+        let checking = throttle.checking.get(&key).copied().unwrap_or(0);
+        let places = match failures {
+            0 => MAX_PENDING,
+            _ => MAX_PENDING - RESERVED,
+        };
+        if checking >= PER_CLIENT || throttle.pending >= places {
+            return Err(AuthError::Busy);
+        }
+        throttle.pending += 1;
+        *throttle.checking.entry(key).or_default() += 1;
+        let everyone = match throttle.recent.len() > GLOBAL_FAILURES_PER_MINUTE {
+            true => Duration::from_secs(1),
+            false => Duration::ZERO,
+        };
+        Ok(Attempt { auth: self, client, key, delay: delay_after(failures + checking).max(everyone) })
     }
 
-    /// One hash at a time: the others wait their turn for the working memory.
     async fn hash(&self, secret: &str) -> Result<String, AuthError> {
-        let mut memory = self.memory.lock().await;
-        hash_with(&self.random, &mut memory, secret)
+        let (random, secret) = (self.random.clone(), secret.to_owned());
+        self.with_memory(move |memory| hash_with(&random, memory, &secret)).await?
     }
 
     async fn verify(&self, hash: &str, secret: &str) -> bool {
-        let mut memory = self.memory.lock().await;
-        verify_with(&mut memory, hash, secret)
+        let (hash, secret) = (hash.to_owned(), secret.to_owned());
+        self.with_memory(move |memory| verify_with(memory, &hash, &secret)).await.unwrap_or(false)
     }
 
-    fn live(&self, session: &Session, now: Instant, generation: u64) -> bool {
-        live(session, now, generation, self.lifetimes)
+    /// Runs argon2 on the runtime's blocking thread, one hash at a time with the one
+    /// working memory: a hash takes tens of milliseconds (hundreds on a small device),
+    /// which would hold up every request on a runtime worker.
+    async fn with_memory<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut Vec<argon2::Block>) -> T + Send + 'static,
+    ) -> Result<T, AuthError> {
+        let mut memory = self.memory.lock().await;
+        let mut taken = std::mem::take(&mut *memory);
+        let (result, taken) = tokio::task::spawn_blocking(move || (work(&mut taken), taken))
+            .await
+            .map_err(|e| AuthError::Storage(e.to_string()))?;
+        *memory = taken;
+        Ok(result)
     }
 
     fn token(&self, bytes: usize) -> String {
@@ -484,19 +657,8 @@ fn same_bytes(a: &[u8], b: &[u8]) -> bool {
 
 fn live(session: &Session, now: Instant, generation: u64, lifetimes: Lifetimes) -> bool {
     session.generation == generation
-        && now.duration_since(session.last_seen) < lifetimes.idle
-        && now.duration_since(session.created) < lifetimes.absolute
-}
-
-/// IPv6 clients are counted by their /64, which one host can fill with addresses.
-fn client_key(client: IpAddr) -> IpAddr {
-    match client {
-        IpAddr::V6(v6) => {
-            let s = v6.segments();
-            IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
-        }
-        v4 => v4,
-    }
+        && now - session.last_seen < lifetimes.idle
+        && now - session.created < lifetimes.absolute
 }
 
 fn delay_after(failures: u32) -> Duration {
@@ -582,6 +744,8 @@ pub fn check_password(password: &str, code: Option<&str>) -> Result<(), AuthErro
 pub struct LoggedIn {
     pub token: String,
     pub csrf: String,
+    /// The owner's state the session belongs to: a change is refused once it is another.
+    generation: u64,
 }
 
 /// The owner's settings a request may need, as `Auth::glance` saw them.
@@ -609,8 +773,10 @@ fn logged_in(parts: &Parts, auth: &Auth, glance: &Glance) -> Result<LoggedIn, Re
     if parts.method != Method::GET && parts.method != Method::HEAD {
         same_origin(&parts.headers)?;
     }
-    let session = cookie(&parts.headers)
-        .and_then(|token| auth.session(&token, glance.generation).map(|csrf| LoggedIn { token, csrf }));
+    let generation = glance.generation;
+    let session = cookie(&parts.headers).and_then(|token| {
+        auth.session(&token, generation, true).map(|csrf| LoggedIn { token, csrf, generation })
+    });
     match session {
         Some(session) => Ok(session),
         None if parts.method == Method::GET => {
@@ -720,26 +886,31 @@ fn no_login() -> Response {
     (StatusCode::NOT_FOUND, "this device has no owner login: it has no HTTPS socket\n").into_response()
 }
 
-/// A request that may see the status page and /api/status: anyone if the owner made them
-/// public (the default), else the logged-in owner. It brings the device's label, from the
-/// same look at the owner's state, so the page needs no second one.
+/// How much of the status page and /api/status a request may see: all of it if the owner
+/// made them public (as they are before the device has an owner), or for the logged-in
+/// owner over HTTPS; otherwise what a monitor needs (`full` is false). It brings the
+/// device's label, from the same look at the owner's state, so the page needs no second
+/// one. Looking does not keep a session alive: the page refreshes itself every few
+/// seconds, and an open tab must not hold a login open.
 pub struct MayView {
     pub label: String,
+    pub full: bool,
 }
 
 impl<S: HasAuth + Send + Sync> FromRequestParts<S> for MayView {
-    type Rejection = Response;
+    type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Response> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let Some(auth) = state.auth() else {
-            return Ok(MayView { label: String::new() });
+            return Ok(MayView { label: String::new(), full: true });
         };
         let glance = auth.glance();
-        if !glance.status_public {
-            require_https(parts)?;
-            logged_in(parts, auth, &glance)?;
-        }
-        Ok(MayView { label: glance.label })
+        let https = parts.extensions.get::<Peer>().is_some_and(|peer| peer.https);
+        let full = glance.status_public
+            || https
+                && cookie(&parts.headers)
+                    .is_some_and(|token| auth.session(&token, glance.generation, false).is_some());
+        Ok(MayView { label: glance.label, full })
     }
 }
 

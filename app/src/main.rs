@@ -103,8 +103,9 @@ fn main() -> ExitCode {
 }
 
 /// `portico reset-owner`, run by root on the device: the state directory is the running
-/// service's (systemd keeps a DynamicUser= service's under /var/lib/private), and the new
-/// file goes to whoever owns that directory.
+/// service's (systemd keeps a DynamicUser= service's under /var/lib/private). The reset is
+/// written as that directory's owner, not as root: whatever that user left in it (a link to
+/// a file of root's, say) can then do no more than the user could itself.
 #[cfg(feature = "tls")]
 fn reset_owner(config: &Config) -> ExitCode {
     use std::os::unix::fs::MetadataExt;
@@ -115,14 +116,18 @@ fn reset_owner(config: &Config) -> ExitCode {
         true => private.to_path_buf(),
         false => config.state_directory.clone(),
     };
-    let store = state::Store::new(&dir);
-    let result = auth::reset(&store).map_err(|e| e.to_string()).and_then(|code| {
-        let owner = std::fs::metadata(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        let (uid, gid) = (nix::unistd::Uid::from_raw(owner.uid()), nix::unistd::Gid::from_raw(owner.gid()));
-        nix::unistd::chown(store.path(), Some(uid), Some(gid))
-            .map_err(|e| format!("{}: {e}", store.path().display()))?;
-        Ok(code)
-    });
+    let result = std::fs::metadata(&dir)
+        .map_err(|e| e.to_string())
+        .and_then(|owner| {
+            let (uid, gid) =
+                (nix::unistd::Uid::from_raw(owner.uid()), nix::unistd::Gid::from_raw(owner.gid()));
+            match nix::unistd::geteuid().is_root() && !uid.is_root() {
+                true => privileges::become_ids(uid, gid)
+                    .map_err(|e| format!("cannot become the directory's owner (uid {uid}): {e}")),
+                false => Ok(()),
+            }
+        })
+        .and_then(|()| auth::reset(&state::Store::new(&dir)).map_err(|e| e.to_string()));
     match result {
         Ok(code) => {
             println!(
@@ -264,6 +269,10 @@ fn open_owner(config: &Config) -> Result<auth::Auth, Box<dyn Error>> {
             "this device has no owner: open https://<this device>/setup with the code that \
              `portico reset-owner` printed"
         ),
+        auth::Opened::Unreadable(why) => tracing::error!(
+            "the owner's state cannot be read ({why}): it is left as it is, the owner's pages say \
+             so and the status page is private until it can be read (portico tries again at each request)"
+        ),
         auth::Opened::Provisioned => tracing::warn!(
             "this device has no owner yet: open https://<this device>/setup with the set-up code \
              on its label"
@@ -339,10 +348,7 @@ async fn serve(
         #[cfg(feature = "tls")]
         replace_certificate: https.replacer(),
     });
-    let app = routes::router();
-    #[cfg(feature = "tls")]
-    let app = app.merge(owner::routes());
-    let app = app.with_state(state.clone());
+    let app = app(state.clone());
     let limits = Limits {
         header_read_timeout: config.header_read_timeout,
         keep_alive_timeout: config.keep_alive_timeout,
@@ -400,6 +406,14 @@ async fn serve(
         _ = second_signal => {}
     }
     Ok(reason)
+}
+
+/// Every page, each response with the headers `routes::secure` sets.
+fn app(state: Arc<AppState>) -> axum::Router {
+    let app = routes::router();
+    #[cfg(feature = "tls")]
+    let app = app.merge(owner::routes());
+    app.layer(axum::middleware::map_response(routes::secured)).with_state(state)
 }
 
 /// `systemctl reload portico` (SIGHUP, ExecReload=): reads the certificate again, so a

@@ -19,6 +19,9 @@ use crate::auth::{self, Auth, AuthError, CsrfForm, LoggedIn};
 use crate::peer::Peer;
 use crate::routes::{AppState, escape};
 
+#[cfg(test)]
+mod tests;
+
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
         .route("/setup", get(setup_page).post(set_up))
@@ -57,15 +60,7 @@ fn page(title: &str, body: &str) -> Response {
          <title>{title} · portico</title>\n<link rel=\"stylesheet\" href=\"/assets/status.css\">\n\
          </head>\n<body>\n<main>\n<h1>{title}</h1>\n{body}\n</main>\n</body>\n</html>\n"
     );
-    (
-        [
-            (header::CACHE_CONTROL, "no-store"),
-            (header::CONTENT_SECURITY_POLICY, "default-src 'self'; frame-ancestors 'none'"),
-            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-        ],
-        Html(html),
-    )
-        .into_response()
+    ([(header::CACHE_CONTROL, "no-store")], Html(html)).into_response()
 }
 
 fn problem(message: Option<&str>) -> String {
@@ -174,7 +169,7 @@ async fn log_in(State(state): State<Arc<AppState>>, parts: Parts, form: axum::Fo
     }
 }
 
-async fn log_in_as(auth: &Auth, client: Option<std::net::IpAddr>, password: &str) -> Response {
+async fn log_in_as(auth: &Arc<Auth>, client: Option<std::net::IpAddr>, password: &str) -> Response {
     match auth.login(client, password).await {
         Ok(token) => ([(header::SET_COOKIE, auth::set_cookie(Some(&token)))], Redirect::to("/settings"))
             .into_response(),
@@ -225,7 +220,8 @@ fn settings(state: &AppState, owner: &LoggedIn, notice: Option<Notice>) -> Respo
              <button>Save</button></form>\
              <h2>Status page</h2><form method=\"post\" action=\"/settings/access\">{csrf}\
              <label><input type=\"checkbox\" name=\"public\" value=\"on\"{checked}> Anyone on the network may see \
-             the status page and /api/status (off: only after logging in)</label><button>Save</button></form>\
+             the whole status page and /api/status (off: others see the device's name, that it serves and \
+             portico's version; the rest after logging in)</label><button>Save</button></form>\
              <h2>Password</h2><form method=\"post\" action=\"/settings/password\">{csrf}\
              <label>Current password <input type=\"password\" name=\"current\" autocomplete=\"current-password\" required></label>\
              <label>New password ({hint}) <input type=\"password\" name=\"password\" autocomplete=\"new-password\" required></label>\
@@ -269,8 +265,10 @@ async fn change_label(
     CsrfForm(owner, form): CsrfForm<Label>,
 ) -> Response {
     let label: String = form.label.trim().chars().filter(|c| !c.is_control()).take(64).collect();
-    let result =
-        state.auth.as_ref().map_or(Err(AuthError::NotSetUp), |auth| auth.update(|o| o.label = label));
+    let result = match state.auth.as_ref() {
+        Some(auth) => auth.update(&owner, move |o| o.label = label).await,
+        None => Err(AuthError::NotSetUp),
+    };
     done(&state, &owner, result)
 }
 
@@ -284,10 +282,10 @@ async fn change_access(
     CsrfForm(owner, form): CsrfForm<Access>,
 ) -> Response {
     let public = form.public.is_some();
-    let result = state
-        .auth
-        .as_ref()
-        .map_or(Err(AuthError::NotSetUp), |auth| auth.update(|o| o.status_public = public));
+    let result = match state.auth.as_ref() {
+        Some(auth) => auth.update(&owner, move |o| o.status_public = public).await,
+        None => Err(AuthError::NotSetUp),
+    };
     done(&state, &owner, result)
 }
 

@@ -5,7 +5,7 @@
 
 use std::fmt;
 
-use nix::unistd::{Uid, User, geteuid, setgid, setgroups, setuid};
+use nix::unistd::{Gid, Uid, User, geteuid, setgid, setgroups, setuid};
 
 /// Whom a root start switches to when no user is configured.
 const DEFAULT_USER: &str = "nobody";
@@ -65,16 +65,8 @@ pub fn drop_root(user: Option<&str>, allow_root: bool) -> Result<(), PrivilegeEr
             false => Err(PrivilegeError::NotRoot { user: name.to_owned() }),
         };
     }
-    let switch = |error| PrivilegeError::Switch { user: name.to_owned(), error };
-    // Supplementary groups first, then the group, then the user: after setuid the other
-    // two would no longer be allowed.
-    setgroups(&[account.gid]).map_err(switch)?;
-    setgid(account.gid).map_err(switch)?;
-    setuid(account.uid).map_err(switch)?;
-    // A process that can become root again has not dropped anything.
-    if !account.uid.is_root() && setuid(Uid::from_raw(0)).is_ok() {
-        return Err(switch(nix::Error::EPERM));
-    }
+    become_ids(account.uid, account.gid)
+        .map_err(|error| PrivilegeError::Switch { user: name.to_owned(), error })?;
     let how = match user {
         Some(_) => "switched user after binding",
         None => {
@@ -82,5 +74,19 @@ pub fn drop_root(user: Option<&str>, allow_root: bool) -> Result<(), PrivilegeEr
         }
     };
     tracing::info!(user = name, uid = account.uid.as_raw(), gid = account.gid.as_raw(), "{how}");
+    Ok(())
+}
+
+/// Root becomes `uid`:`gid` for good, with no supplementary groups beyond `gid`.
+pub fn become_ids(uid: Uid, gid: Gid) -> nix::Result<()> {
+    // Supplementary groups first, then the group, then the user: after setuid the other
+    // two would no longer be allowed.
+    setgroups(&[gid])?;
+    setgid(gid)?;
+    setuid(uid)?;
+    // A process that can become root again has not dropped anything.
+    if !uid.is_root() && setuid(Uid::from_raw(0)).is_ok() {
+        return Err(nix::Error::EPERM);
+    }
     Ok(())
 }

@@ -69,12 +69,36 @@ type MayView = crate::auth::MayView;
 #[cfg(not(feature = "tls"))]
 struct MayView {
     label: String,
+    full: bool,
 }
 #[cfg(not(feature = "tls"))]
 impl<S: Send + Sync> axum::extract::FromRequestParts<S> for MayView {
     type Rejection = std::convert::Infallible;
     async fn from_request_parts(_: &mut axum::http::request::Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(MayView { label: String::new() })
+        Ok(MayView { label: String::new(), full: true })
+    }
+}
+
+/// What a visitor sees of a device whose owner keeps the status private: which device
+/// answers and which portico serves it (what a monitor, and the updater's health check,
+/// need), nothing of its software, resources or accounts.
+#[derive(serde::Serialize)]
+struct Glimpse<'a> {
+    hostname: String,
+    label: &'a str,
+    portico: GlimpseOfPortico,
+}
+
+#[derive(serde::Serialize)]
+struct GlimpseOfPortico {
+    version: &'static str,
+}
+
+fn glimpse(label: &str) -> Glimpse<'_> {
+    Glimpse {
+        hostname: nix::unistd::gethostname().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default(),
+        label,
+        portico: GlimpseOfPortico { version: crate::config::VERSION },
     }
 }
 
@@ -114,21 +138,34 @@ fn render(status: &status::Status) -> String {
 }
 
 async fn page(view: MayView, State(state): State<Arc<AppState>>) -> Response {
-    let html = render(&collect(&state, view.label));
-    (
-        [
-            (header::CACHE_CONTROL, "no-store"),
-            (header::CONTENT_SECURITY_POLICY, "default-src 'self'"),
-            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-        ],
-        Html(html),
+    let html = match view.full {
+        true => render(&collect(&state, view.label)),
+        false => render_glimpse(&glimpse(&view.label)),
+    };
+    ([(header::CACHE_CONTROL, "no-store")], Html(html)).into_response()
+}
+
+/// The visitor's page of a private device: its name, that it serves, and the way in.
+fn render_glimpse(glimpse: &Glimpse) -> String {
+    let mut name = String::new();
+    escape_into(&mut name, if glimpse.label.is_empty() { &glimpse.hostname } else { glimpse.label });
+    format!(
+        "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
+         <title>{name} · portico</title>\n<link rel=\"stylesheet\" href=\"/assets/status.css\">\n\
+         </head>\n<body>\n<main>\n<h1 data-field=\"label\">{name}</h1>\n\
+         <p>This device is serving. Its owner keeps its status private: \
+         <a href=\"/login\">log in</a> to see it.</p>\n</main>\n</body>\n</html>\n"
     )
-        .into_response()
 }
 
 async fn api_status(view: MayView, State(state): State<Arc<AppState>>) -> Response {
     // serde_json directly: axum's Json would bring its request-body parser for nothing.
-    match serde_json::to_vec(&collect(&state, view.label)) {
+    let json = match view.full {
+        true => serde_json::to_vec(&collect(&state, view.label)),
+        false => serde_json::to_vec(&glimpse(&view.label)),
+    };
+    match json {
         Ok(json) => ([(header::CONTENT_TYPE, "application/json"), (header::CACHE_CONTROL, "no-store")], json)
             .into_response(),
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response(),
@@ -217,7 +254,26 @@ pub fn asset<B>(request: &Request<B>) -> Option<Response> {
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    secure(headers);
     Some(response)
+}
+
+/// The headers every response carries, the owner's pages and the status page alike:
+/// scripts, styles and requests from the device itself only, no framing by another site,
+/// no guessing of content types, no address sent to another site.
+pub fn secure(headers: &mut HeaderMap) {
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'self'; frame-ancestors 'none'"),
+    );
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+}
+
+/// `secure` as the router's last step, so no route can leave it out.
+pub async fn secured(mut response: Response) -> Response {
+    secure(response.headers_mut());
+    response
 }
 
 /// `text` made safe to put in HTML.

@@ -3,9 +3,12 @@
 //! the image's config file.
 //!
 //! Every write is atomic and durable (temporary file, fsync, rename, fsync of the
-//! directory), so after a power loss the file is the old one or the new one. A file that
-//! is torn or altered anyway fails its checksum; it never leaves the device open: the
-//! caller starts over with "set-up needed" and a fresh code, and says so.
+//! directory), so after a power loss the file is the old one or the new one. Writers take
+//! the directory's lock, portico's saves and `portico reset-owner` alike, so no save is
+//! lost to another. A file that is torn or altered anyway fails its checksum; it never
+//! leaves the device open: the caller keeps a copy, starts over with "set-up needed" and a
+//! code only someone at the device can read, and says so. A file that cannot be read (EIO,
+//! EACCES) is not damage: it is left as it is.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -30,6 +33,11 @@ pub struct Owner {
     pub status_public: bool,
     /// Bumped when the password changes or the owner is reset: older sessions end.
     pub generation: u64,
+    /// Set-up takes only a code portico printed to its journal (or `reset-owner`'s), not
+    /// the one provisioned on the label: the state was found damaged, and whoever damaged
+    /// it may have read the label.
+    #[serde(default)]
+    pub local_code_only: bool,
 }
 
 /// What was found in the state directory.
@@ -39,6 +47,8 @@ pub enum Loaded {
     Missing,
     /// A file that fails its checksum or does not parse, and why.
     Damaged(String),
+    /// A file that is there but cannot be read (an I/O error, no permission), and why.
+    Unreadable(String),
 }
 
 pub struct Store {
@@ -50,15 +60,11 @@ impl Store {
         Store { path: state_directory.join("owner.json") }
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     pub fn load(&self) -> Loaded {
         let text = match std::fs::read_to_string(&self.path) {
             Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Loaded::Missing,
-            Err(e) => return Loaded::Damaged(format!("cannot read {}: {e}", self.path.display())),
+            Err(e) => return Loaded::Unreadable(format!("cannot read {}: {e}", self.path.display())),
         };
         let Some((json, sum)) = text.trim_end().rsplit_once('\n') else {
             return Loaded::Damaged(format!("{} has no checksum line", self.path.display()));
@@ -73,15 +79,35 @@ impl Store {
     }
 
     /// Saves, and says which file it wrote: taken from the file itself, before it is in
-    /// place, so that a `reset-owner` landing just after is still seen as a change.
-    pub fn save(&self, owner: &Owner) -> std::io::Result<Stamp> {
-        use std::os::unix::fs::DirBuilderExt;
-        if let Some(dir) = self.path.parent() {
-            std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
-        }
+    /// place, so that a `reset-owner` landing just after is still seen as a change. The
+    /// caller holds the `lock`.
+    pub fn save(&self, owner: &Owner, _lock: &Lock) -> std::io::Result<Stamp> {
         let json = serde_json::to_string(owner).map_err(std::io::Error::other)?;
         let text = format!("{json}\n{}\n", checksum(&json));
         write_atomically(&self.path, text.as_bytes(), 0o600).and_then(|metadata| Stamp::of(&metadata))
+    }
+
+    /// Takes the directory's lock (flock(2), so `reset-owner` in another process waits
+    /// too), making the directory first if it is missing.
+    pub fn lock(&self) -> std::io::Result<Lock> {
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+        let dir = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(nix::libc::O_DIRECTORY | nix::libc::O_NOFOLLOW)
+            .open(dir)?;
+        nix::fcntl::Flock::lock(dir, nix::fcntl::FlockArg::LockExclusive)
+            .map(|held| Lock { _held: held })
+            .map_err(|(_, errno)| errno.into())
+    }
+
+    /// Moves a damaged file aside as `owner.json.damaged` (the newest damage only), so
+    /// what it held can still be looked at.
+    pub fn set_aside(&self, _lock: &Lock) -> std::io::Result<PathBuf> {
+        let aside = self.path.with_extension("json.damaged");
+        std::fs::rename(&self.path, &aside)?;
+        Ok(aside)
     }
 
     /// Which file is in place and when it changed, so a running portico notices `portico
@@ -89,6 +115,11 @@ impl Store {
     pub fn stamp(&self) -> Option<Stamp> {
         std::fs::metadata(&self.path).and_then(|metadata| Stamp::of(&metadata)).ok()
     }
+}
+
+/// The state directory's lock, held until dropped.
+pub struct Lock {
+    _held: nix::fcntl::Flock<std::fs::File>,
 }
 
 /// A save renames a new file into place, so its inode changes even when the clock's tick
@@ -113,16 +144,35 @@ fn checksum(json: &str) -> String {
 
 /// Temporary file, fsync, rename, fsync of the directory: after a power loss the file is
 /// the old one or the new one, never a torn one. Returns the written file's metadata.
+///
+/// The temporary file has a name of its own and is made new (O_EXCL, O_NOFOLLOW): a link
+/// planted in the directory by whoever else may write there is never followed, and two
+/// writers never share a temporary file.
 pub fn write_atomically(path: &Path, contents: &[u8], mode: u32) -> std::io::Result<std::fs::Metadata> {
     use std::os::unix::fs::OpenOptionsExt;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static WRITES: AtomicU64 = AtomicU64::new(0);
     let dir = path.parent().unwrap_or(Path::new("."));
-    let temporary = path.with_extension("tmp");
-    let mut file =
-        std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(mode).open(&temporary)?;
-    file.write_all(contents)?;
-    file.sync_all()?;
-    let metadata = file.metadata()?;
-    std::fs::rename(&temporary, path)?;
+    let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+    let temporary =
+        dir.join(format!(".{name}.{}.{}.tmp", std::process::id(), WRITES.fetch_add(1, Ordering::Relaxed)));
+    let written = (|| -> std::io::Result<std::fs::Metadata> {
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .custom_flags(nix::libc::O_NOFOLLOW)
+            .mode(mode)
+            .open(&temporary)?;
+        file.write_all(contents)?;
+        file.sync_all()?;
+        let metadata = file.metadata()?;
+        std::fs::rename(&temporary, path)?;
+        Ok(metadata)
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&temporary);
+    }
+    let metadata = written?;
     std::fs::File::open(dir)?.sync_all()?;
     Ok(metadata)
 }
@@ -137,13 +187,15 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let store = Store::new(&dir);
         let owner = Owner { label: "lab".into(), generation: 3, ..Owner::default() };
-        store.save(&owner).unwrap();
+        let lock = store.lock().unwrap();
+        store.save(&owner, &lock).unwrap();
         assert!(matches!(store.load(), Loaded::Owner(loaded) if loaded == owner));
 
-        let text = std::fs::read_to_string(store.path()).unwrap();
-        std::fs::write(store.path(), text.replace("lab", "lob")).unwrap();
+        let path = dir.join("owner.json");
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, text.replace("lab", "lob")).unwrap();
         assert!(matches!(store.load(), Loaded::Damaged(why) if why.contains("checksum")));
-        std::fs::write(store.path(), &text[..text.len() / 2]).unwrap();
+        std::fs::write(&path, &text[..text.len() / 2]).unwrap();
         assert!(matches!(store.load(), Loaded::Damaged(_)));
         std::fs::remove_dir_all(&dir).unwrap();
     }
@@ -154,9 +206,10 @@ mod tests {
     fn a_save_names_the_file_it_wrote_and_another_save_differs() {
         let dir = std::env::temp_dir().join(format!("portico-stamp-{}", std::process::id()));
         let store = Store::new(&dir);
-        let ours = store.save(&Owner::default()).unwrap();
+        let lock = store.lock().unwrap();
+        let ours = store.save(&Owner::default(), &lock).unwrap();
         assert_eq!(store.stamp(), Some(ours));
-        let theirs = store.save(&Owner { generation: 1, ..Owner::default() }).unwrap();
+        let theirs = store.save(&Owner { generation: 1, ..Owner::default() }, &lock).unwrap();
         assert_ne!(ours, theirs);
         assert_eq!(store.stamp(), Some(theirs));
         std::fs::remove_dir_all(&dir).unwrap();

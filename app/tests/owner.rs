@@ -204,8 +204,11 @@ fn login_logout_and_idle_expiry() {
     assert_eq!(browser.log_in("not the password at all").status, 403);
     assert_eq!(header(&browser.log_in(PASSWORD), "location"), Some("/settings"));
     let csrf = browser.csrf();
+    let kept = browser.cookie.clone();
     assert_eq!(header(&browser.post("/logout", &[("csrf", &csrf)]), "location"), Some("/login"));
-    assert_eq!(header(&browser.get("/settings"), "location"), Some("/login"));
+    assert_eq!(browser.cookie, None, "the browser is told to forget it");
+    browser.cookie = kept;
+    assert_eq!(header(&browser.get("/settings"), "location"), Some("/login"), "and the device has");
 
     browser.log_in(PASSWORD);
     assert_eq!(browser.get("/settings").status, 200);
@@ -239,26 +242,36 @@ fn a_change_without_the_form_token_or_from_another_origin_is_refused() {
     let _ = state;
 }
 
+/// The waits run beside other requests, not in their way: with one worker thread, the
+/// health check is answered while a login waits out its delay and its argon2 hash.
 #[test]
 fn wrong_passwords_take_growing_time_while_others_are_served() {
-    let (device, _state) = owned_device(&[]);
+    let (device, _state) = owned_device(&["--workers", "1"]);
     let mut attacker = device.browser();
     let mut times = Vec::new();
-    let mut page_loads = Vec::new();
-    for _ in 0..8 {
+    for _ in 0..6 {
         let started = Instant::now();
         assert_eq!(attacker.log_in("wrong guess number one two").status, 403);
         times.push(started.elapsed());
-        let started = Instant::now();
-        assert_eq!(get(device.http, "/").status, 200);
-        page_loads.push(started.elapsed());
     }
-    println!("wrong logins took {times:?}; page loads meanwhile {page_loads:?}");
-    assert!(times[7] > times[0] + Duration::from_millis(900), "no growing delay: {times:?}");
-    assert!(page_loads.iter().all(|t| *t < Duration::from_secs(1)), "{page_loads:?}");
+    println!("wrong logins took {times:?}");
+    assert!(times[5] > times[0] + Duration::from_millis(900), "no growing delay: {times:?}");
     let lines =
         device.portico.stderr().lines().filter(|l| l.contains("login failed: address=127.0.0.1")).count();
-    assert_eq!(lines, 8, "one line per failure");
+    assert_eq!(lines, 6, "one line per failure");
+
+    // The next guess waits 2 s; /healthz, asked after it was sent, must be answered first.
+    let addr = device.https;
+    let guess = std::thread::spawn(move || {
+        let status = Browser { addr, cookie: None }.log_in("wrong guess number one two").status;
+        (status, Instant::now())
+    });
+    std::thread::sleep(Duration::from_millis(200)); // the guess is sent and waiting
+    assert_eq!(get(device.http, "/healthz").status, 200);
+    let health_answered = Instant::now();
+    let (status, guess_answered) = guess.join().unwrap();
+    assert_eq!(status, 403);
+    assert!(health_answered < guess_answered, "/healthz waited for the login's delay");
     // Not a lockout: the owner still gets in (after the wait).
     assert_eq!(attacker.log_in(PASSWORD).status, 303);
 }
@@ -305,12 +318,15 @@ fn settings_survive_a_restart_and_a_new_password_logs_out_everywhere() {
     first.log_in(PASSWORD);
     second.log_in(PASSWORD);
     let csrf = first.csrf();
-    first.post("/settings/label", &[("label", "Kept"), ("csrf", &csrf)]);
+    assert_eq!(first.post("/settings/label", &[("label", "Kept"), ("csrf", &csrf)]).status, 303);
+    assert_eq!(second.get("/settings").status, 200);
     let device = device.restart(&state, &[]);
     assert!(get(device.http, "/").body.contains("Kept"));
 
-    let mut browser = device.browser();
+    let (mut browser, mut other) = (device.browser(), device.browser());
     browser.log_in(PASSWORD);
+    other.log_in(PASSWORD);
+    assert_eq!(other.get("/settings").status, 200);
     let csrf = browser.csrf();
     let new = "an entirely new passphrase";
     let changed = browser.post(
@@ -318,26 +334,27 @@ fn settings_survive_a_restart_and_a_new_password_logs_out_everywhere() {
         &[("current", PASSWORD), ("password", new), ("again", new), ("csrf", &csrf)],
     );
     assert_eq!(header(&changed, "location"), Some("/login"));
+    assert_eq!(header(&other.get("/settings"), "location"), Some("/login"), "the other session ended too");
     assert_eq!(header(&browser.get("/settings"), "location"), Some("/login"));
     assert_eq!(browser.log_in(PASSWORD).status, 403);
     assert_eq!(browser.log_in(new).status, 303);
 }
 
 #[test]
-fn the_owner_can_make_the_status_page_private() {
+fn once_owned_visitors_see_a_glimpse_until_the_owner_opens_the_status_page() {
     let (device, _state) = owned_device(&[]);
-    assert_eq!(get(device.http, "/api/status").status, 200, "public by default");
+    let glimpse = api_status(device.http);
+    assert!(glimpse["kernel"].is_null() && glimpse["process"].is_null(), "{glimpse}");
+    assert!(glimpse["hostname"].is_string() && glimpse["portico"]["version"].is_string(), "{glimpse}");
+    assert!(!get(device.http, "/").body.contains("Kernel"));
     let mut browser = device.browser();
     browser.log_in(PASSWORD);
+    assert!(browser.get("/api/status").body.contains("\"kernel\""), "the owner sees it all");
     let csrf = browser.csrf();
+    assert_eq!(browser.post("/settings/access", &[("public", "on"), ("csrf", &csrf)]).status, 303);
+    assert!(api_status(device.http)["kernel"].is_string(), "opened to everyone");
     assert_eq!(browser.post("/settings/access", &[("csrf", &csrf)]).status, 303);
-    assert_eq!(
-        request(connect(device.http), "GET", "/", "").unwrap().status,
-        308,
-        "to HTTPS, then the login"
-    );
-    assert_eq!(header(&device.browser().get("/api/status"), "location"), Some("/login"));
-    assert_eq!(browser.get("/api/status").status, 200);
+    assert!(api_status(device.http)["kernel"].is_null(), "closed again");
     assert_eq!(get(device.http, "/healthz").status, 200, "health stays public");
 }
 
@@ -346,12 +363,9 @@ fn reset_owner_clears_the_password_and_prints_a_new_code() {
     let (device, state) = owned_device(&[]);
     let mut browser = device.browser();
     browser.log_in(PASSWORD);
-    // A private status page: the requests that ask portico for the owner most often see
-    // the reset too.
-    let csrf = browser.csrf();
-    assert_eq!(browser.post("/settings/access", &[("csrf", &csrf)]).status, 303);
-    assert_eq!(browser.get("/api/status").status, 200);
-    assert_eq!(header(&device.browser().get("/"), "location"), Some("/login"));
+    // The status page is private once owned: the requests that ask portico for the owner
+    // most often see the reset too.
+    assert!(browser.get("/api/status").body.contains("\"kernel\""));
     let output = std::process::Command::new(BIN)
         .args(["reset-owner", "--state-directory", state.to_str().unwrap()])
         .output()
@@ -359,8 +373,7 @@ fn reset_owner_clears_the_password_and_prints_a_new_code() {
     let said = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{said}{}", String::from_utf8_lossy(&output.stderr));
     let code = said.lines().find_map(|l| l.strip_prefix("Set-up code: ")).unwrap().to_owned();
-    assert_eq!(header(&browser.get("/api/status"), "location"), Some("/setup"), "the session ended");
-    assert_eq!(header(&device.browser().get("/"), "location"), Some("/setup"));
+    assert!(!browser.get("/api/status").body.contains("\"kernel\""), "the session ended");
     assert_eq!(header(&browser.get("/settings"), "location"), Some("/setup"), "every session ended");
     assert_eq!(browser.log_in(PASSWORD).status, 303, "to /setup: no password any more");
     let new = "the owner starts over here";
@@ -370,25 +383,104 @@ fn reset_owner_clears_the_password_and_prints_a_new_code() {
     assert_eq!(device.browser().log_in(new).status, 303);
 }
 
+/// A damaged file: kept aside, the device is set up again with a code from its journal
+/// (never the label's, provisioned as a credential here), and stays private meanwhile.
 #[test]
 fn a_damaged_state_file_means_set_up_again_never_an_open_device() {
-    let (device, state) = owned_device(&[]);
+    const LABEL_CODE: &str = "AAAA-BBBB-CCCC-DDDD";
+    let state = state_directory();
+    let credentials = state.join("credentials");
+    std::fs::create_dir_all(&credentials).unwrap();
+    std::fs::write(credentials.join("setup-code"), format!("{LABEL_CODE}\n")).unwrap();
+    let credentials = credentials.to_str().unwrap().to_owned();
+    let start_with_label = |state: &Path| {
+        let (start, http, https) = both_sockets(state);
+        let notify = NotifySocket::new();
+        let portico =
+            start.env("CREDENTIALS_DIRECTORY", &credentials).env("NOTIFY_SOCKET", notify.path()).spawn();
+        notify.wait_for("READY=1");
+        Device { portico, http, https, _notify: notify }
+    };
+    let device = start_with_label(&state);
+    assert_eq!(device.browser().set_up(LABEL_CODE, PASSWORD).status, 303);
     let file = state.join("owner.json");
     let text = std::fs::read_to_string(&file).unwrap();
     std::fs::write(&file, &text[..text.len() - 20]).unwrap();
-    let device = device.restart(&state, &[]);
+    drop(device);
+
+    let device = start_with_label(&state);
     assert!(device.portico.stderr().contains("damaged"), "{}", device.portico.stderr());
+    assert_eq!(std::fs::read_to_string(state.join("owner.json.damaged")).unwrap(), text[..text.len() - 20]);
+    assert!(api_status(device.http)["kernel"].is_null(), "the status page stays private");
     let mut browser = device.browser();
     assert_eq!(header(&browser.log_in(PASSWORD), "location"), Some("/setup"));
     assert_eq!(header(&browser.get("/settings"), "location"), Some("/setup"));
+    assert_eq!(browser.set_up(LABEL_CODE, PASSWORD).status, 403, "the label's code is void");
     assert_eq!(browser.set_up(&device.setup_code(), PASSWORD).status, 303);
 }
 
-/// SIGKILL at random points while settings are written, 200 times: afterwards the label
-/// is the old or the new one, and exactly the owner's password logs in.
+/// A file that cannot be read is no damage: portico serves, leaves the file alone and says
+/// what is wrong, and the owner's pages work again once it reads.
 #[test]
-fn power_loss_during_writes_leaves_the_old_state_or_the_new() {
+fn an_unreadable_state_file_is_left_alone_and_port_80_still_serves() {
     let (device, state) = owned_device(&[]);
+    let file = state.join("owner.json");
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::remove_file(&file).unwrap();
+    std::fs::create_dir(&file).unwrap(); // read(2) fails (EISDIR), as it would with EIO
+    let device = device.restart(&state, &[]);
+    assert!(device.portico.stderr().contains("cannot be read"), "{}", device.portico.stderr());
+    assert_eq!(get(device.http, "/healthz").status, 200);
+    assert!(api_status(device.http)["kernel"].is_null(), "private while unreadable");
+    let refused = device.browser().log_in(PASSWORD);
+    assert_eq!(refused.status, 500);
+    assert!(refused.body.contains("cannot read"), "{}", refused.body);
+    assert!(file.is_dir(), "left as it was");
+    std::fs::remove_dir(&file).unwrap();
+    std::fs::write(&file, text).unwrap();
+    assert_eq!(device.browser().log_in(PASSWORD).status, 303);
+}
+
+/// `portico reset-owner` is run by root in a directory the service's user owns: a link
+/// that user planted where the old code put its temporary file must not be followed.
+#[test]
+fn reset_owner_as_root_follows_no_link_the_service_user_planted() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: reset_owner_as_root_follows_no_link_the_service_user_planted needs root");
+        return;
+    }
+    let (device, state) = owned_device(&[]);
+    drop(device);
+    let nobody = nix::unistd::User::from_name("nobody").unwrap().unwrap();
+    let victim = std::env::temp_dir().join(format!("portico-victim-{}", std::process::id()));
+    std::fs::write(&victim, "root's own file\n").unwrap();
+    for entry in std::fs::read_dir(&state).unwrap() {
+        let path = entry.unwrap().path();
+        nix::unistd::chown(&path, Some(nobody.uid), Some(nobody.gid)).unwrap();
+    }
+    nix::unistd::chown(&state, Some(nobody.uid), Some(nobody.gid)).unwrap();
+    std::os::unix::fs::symlink(&victim, state.join("owner.tmp")).unwrap();
+    std::os::unix::fs::symlink(&victim, state.join(".owner.json.tmp")).unwrap();
+    let output = std::process::Command::new(BIN)
+        .args(["reset-owner", "--state-directory", state.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "root's own file\n");
+    assert_eq!(std::fs::metadata(&victim).unwrap().uid(), 0);
+    assert_eq!(std::fs::metadata(state.join("owner.json")).unwrap().uid(), nobody.uid.as_raw());
+    std::fs::remove_file(&victim).unwrap();
+}
+
+/// SIGKILL at random points while settings are written, 200 times: afterwards the file
+/// loads, the label is the one whose save was answered, and exactly the owner's password
+/// logs in. This is about
+/// atomicity (a process killed mid-write): SIGKILL keeps the page cache, so durability
+/// across a power cut is tested in QEMU (ci/qemu-test.sh), where a reset loses it.
+#[test]
+fn a_killed_portico_leaves_the_old_state_or_the_new() {
+    let (device, state) = owned_device(&["--session-idle-timeout", "1h"]);
     let mut device = device;
     let mut label = String::new();
     let mut seed = 0x2545_F491_4F6C_DD1Du64;
@@ -399,40 +491,54 @@ fn power_loss_during_writes_leaves_the_old_state_or_the_new() {
         let next = format!("label {round}");
         let addr = device.https;
         let cookie = browser.cookie.clone().unwrap();
+        let writing = next.clone();
+        let (first_saved, saved_once) = std::sync::mpsc::channel();
         let writer = std::thread::spawn(move || {
-            // One kept-alive connection, posting until portico dies under it.
-            let mut client = Client::connect(addr);
+            // One kept-alive connection, posting until portico dies under it: every answer
+            // it gets before then is a saved label.
+            let Some(mut client) = Client::try_connect(addr) else { return 0 };
             let headers = format!(
                 "Cookie: {cookie}\r\nOrigin: https://device\r\nContent-Type: application/x-www-form-urlencoded\r\n"
             );
+            let mut saved = 0;
             for _ in 0..20 {
-                client.request(
-                    "POST",
-                    "/settings/label",
-                    &headers,
-                    &encode(&[("label", &next), ("csrf", &csrf)]),
-                );
+                let body = encode(&[("label", &writing), ("csrf", &csrf)]);
+                match client.try_request("POST", "/settings/label", &headers, &body) {
+                    Some(response) => {
+                        assert_eq!(response.status, 303, "{}", response.body);
+                        saved += 1;
+                        let _ = first_saved.send(());
+                    }
+                    None => break,
+                }
             }
+            saved
         });
+        // Killed while it writes: after the first save, at a random point of the next ones.
+        saved_once.recv_timeout(PATIENCE).expect("the first save was answered");
         seed ^= seed << 13;
         seed ^= seed >> 7;
         seed ^= seed << 17;
         std::thread::sleep(Duration::from_micros(seed % 20_000));
         device.portico.signal(Signal::SIGKILL);
         let _ = device.portico.wait_exit(PATIENCE);
-        let _ = writer.join();
-        device = start(&state, &[]);
-        let shown = api_status(device.http)["label"].as_str().unwrap().to_owned();
-        assert!(
-            shown == label || shown == format!("label {round}"),
-            "round {round}: label {shown:?}, was {label:?}"
-        );
+        let saved = writer.join().expect("the writer got an answer other than 303");
+        device = start(&state, &["--session-idle-timeout", "1h"]);
+        let mut owner = device.browser();
+        owner.log_in(PASSWORD);
+        let shown = api_status_of(&mut owner)["label"].as_str().unwrap().to_owned();
+        assert!(saved > 0);
+        assert_eq!(shown, next, "round {round}: {saved} saves were answered, the label was {label:?}");
         label = shown;
         assert!(!device.portico.stderr().contains("damaged"), "round {round}: {}", device.portico.stderr());
     }
     let mut browser = device.browser();
     assert_eq!(browser.log_in("not the owner's password!").status, 403);
     assert_eq!(browser.log_in(PASSWORD).status, 303);
+}
+
+fn api_status_of(browser: &mut Browser) -> serde_json::Value {
+    serde_json::from_str(&browser.get("/api/status").body).unwrap()
 }
 
 /// The owner uploads a certificate and key: checked, then used for new connections at
@@ -461,5 +567,5 @@ fn an_uploaded_certificate_replaces_the_generated_one_without_a_restart() {
         browser.post("/settings/certificate", &[("certificate", &cert), ("key", &key), ("csrf", &csrf)]);
     assert_eq!(replaced.status, 303, "{}", replaced.body);
     assert_eq!(Client::connect(device.https).fingerprint, new_fingerprint);
-    assert_eq!(api_status(device.http)["certificate"]["fingerprint_sha256"], new_fingerprint.as_str());
+    assert_eq!(api_status_of(&mut browser)["certificate"]["fingerprint_sha256"], new_fingerprint.as_str());
 }

@@ -130,14 +130,20 @@ async function main() {
       await shot("04-status");
     });
 
-    await step("logout lands on /login and ends the session", async () => {
+    await step("logout lands on /login and ends the session on the device", async () => {
       await page.goto(`${base}/settings`);
       await expectPage("/settings", "Settings");
+      const kept = (await context.cookies()).filter((c) => c.name.startsWith("__Host-"));
       await submit("/logout");
       await expectPage("/login", "Log in");
       await shot("05-login");
       await page.goto(`${base}/settings`);
       await expectPage("/login", "Log in");
+      // The browser forgot the cookie; a copy of it must be worth nothing on the device too.
+      await context.addCookies(kept);
+      await page.goto(`${base}/settings`);
+      await expectPage("/login", "Log in");
+      await context.clearCookies();
     });
 
     await step("a wrong password is refused with the error shown", async () => {

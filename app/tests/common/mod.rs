@@ -508,6 +508,11 @@ pub mod tls {
 
     impl Client {
         pub fn connect(addr: SocketAddr) -> Self {
+            Self::try_connect(addr).expect("TLS handshake with portico")
+        }
+
+        /// A connection, or None if the handshake fails (portico killed under it).
+        pub fn try_connect(addr: SocketAddr) -> Option<Self> {
             let verifier = Arc::new(AcceptAny::default());
             let config = rustls::ClientConfig::builder_with_provider(Arc::new(
                 rustls::crypto::ring::default_provider(),
@@ -519,12 +524,13 @@ pub mod tls {
             .with_no_client_auth();
             let name = ServerName::try_from("portico.local").unwrap();
             let connection = ClientConnection::new(Arc::new(config), name).unwrap();
-            let mut stream = StreamOwned::new(connection, super::connect(addr));
+            let mut stream = StreamOwned::new(connection, std::net::TcpStream::connect(addr).ok()?);
+            stream.sock.set_read_timeout(Some(super::PATIENCE)).ok()?;
             while stream.conn.is_handshaking() {
-                stream.conn.complete_io(&mut stream.sock).expect("TLS handshake with portico");
+                stream.conn.complete_io(&mut stream.sock).ok()?;
             }
             let der = verifier.0.lock().unwrap().take().expect("portico sent a certificate");
-            Client { stream, fingerprint: fingerprint(&der) }
+            Some(Client { stream, fingerprint: fingerprint(&der) })
         }
 
         /// One keep-alive request; reads exactly the response (Content-Length).
@@ -534,17 +540,27 @@ pub mod tls {
 
         /// Any request; `headers` are whole lines with their CRLF.
         pub fn request(&mut self, method: &str, path: &str, headers: &str, body: &str) -> super::Response {
+            self.try_request(method, path, headers, body).expect("connection closed mid-response")
+        }
+
+        /// Any request, or None if the connection ends before the whole response.
+        pub fn try_request(
+            &mut self,
+            method: &str,
+            path: &str,
+            headers: &str,
+            body: &str,
+        ) -> Option<super::Response> {
             write!(
                 self.stream,
                 "{method} {path} HTTP/1.1\r\nHost: device\r\nContent-Length: {}\r\n{headers}\r\n{body}",
                 body.len()
             )
-            .unwrap();
+            .ok()?;
             let mut raw = Vec::new();
             let mut buf = [0u8; 4096];
             loop {
-                let n = self.stream.read(&mut buf).unwrap();
-                assert!(n > 0, "connection closed mid-response: {:?}", String::from_utf8_lossy(&raw));
+                let n = self.stream.read(&mut buf).ok().filter(|n| *n > 0)?;
                 raw.extend_from_slice(&buf[..n]);
                 let text = String::from_utf8_lossy(&raw).into_owned();
                 if let Some((head, body)) = text.split_once("\r\n\r\n") {
@@ -558,7 +574,7 @@ pub mod tls {
                         .and_then(|v| v.parse().ok())
                         .unwrap_or(0);
                     if body.len() >= length {
-                        return super::parse_response(&raw).unwrap();
+                        return super::parse_response(&raw).ok();
                     }
                 }
             }

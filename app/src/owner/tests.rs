@@ -1,0 +1,623 @@
+//! The owner's side through the router, without a socket (axum's `oneshot`, as its testing
+//! example does): cookies, CSRF, logout, expiry and the throttle, exactly. Time is tokio's,
+//! paused and moved by the tests, so a delay or a timeout is checked to the millisecond
+//! and no test sleeps.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderMap, Request, StatusCode, header};
+use tokio::time::Instant;
+use tower::ServiceExt;
+
+use crate::auth::{Auth, Lifetimes, Opened};
+use crate::peer::Peer;
+use crate::routes::AppState;
+use crate::state::Store;
+
+const PASSWORD: &str = "correct horse battery staple";
+const IDLE: Duration = Duration::from_secs(15 * 60);
+const LIFETIME: Duration = Duration::from_secs(12 * 60 * 60);
+const OWNER: &str = "10.0.0.7";
+const ATTACKER: &str = "10.0.0.66";
+
+struct Device {
+    app: Router,
+    auth: Arc<Auth>,
+    dir: PathBuf,
+}
+
+impl Drop for Device {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn state_directory() -> PathBuf {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    std::env::temp_dir().join(format!("portico-router-{}-{n}", std::process::id()))
+}
+
+/// A device with a fresh state directory and its set-up code.
+fn device() -> (Device, String) {
+    device_in(state_directory(), None)
+}
+
+fn device_in(dir: PathBuf, provisioned: Option<&str>) -> (Device, String) {
+    let lifetimes = Lifetimes { idle: IDLE, absolute: LIFETIME };
+    let (auth, opened) = Auth::open(Store::new(&dir), provisioned.map(str::to_owned), lifetimes).unwrap();
+    let code = match opened {
+        Opened::Code(code) => code,
+        Opened::Provisioned => provisioned.unwrap().to_owned(),
+        _ => String::new(),
+    };
+    let auth = Arc::new(auth);
+    let activation =
+        crate::status::Activation { mode: crate::activation::Origin::SelfBound, listeners: vec![] };
+    let state = Arc::new(AppState {
+        fixed: crate::status::Fixed::read(activation),
+        counters: Arc::default(),
+        shutdown: crate::shutdown::Shutdown::new(),
+        certificate: std::sync::RwLock::new(None),
+        metrics: crate::metrics::Access::Closed,
+        auth: Some(auth.clone()),
+        replace_certificate: Box::new(|_, _| Err("not in this test".to_owned())),
+    });
+    (Device { app: crate::app(state), auth, dir }, code)
+}
+
+/// A device whose owner has set it up.
+async fn owned() -> Device {
+    let (device, code) = device();
+    let done = device
+        .post("/setup", OWNER, None, &[("code", &code), ("password", PASSWORD), ("again", PASSWORD)])
+        .await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
+    device
+}
+
+struct Answer {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: String,
+}
+
+impl Answer {
+    fn location(&self) -> Option<&str> {
+        self.headers.get(header::LOCATION).and_then(|v| v.to_str().ok())
+    }
+
+    /// The session's cookie this answer sets, as a browser would send it back.
+    fn cookie(&self) -> Option<String> {
+        let set = self.headers.get(header::SET_COOKIE)?.to_str().ok()?;
+        let pair = set.split(';').next()?;
+        (!pair.ends_with('=')).then(|| pair.to_owned())
+    }
+}
+
+fn encode(form: &[(&str, &str)]) -> String {
+    form.iter()
+        .map(|(k, v)| {
+            let v: String = v
+                .bytes()
+                .map(|b| match b {
+                    b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' => (b as char).to_string(),
+                    _ => format!("%{b:02X}"),
+                })
+                .collect();
+            format!("{k}={v}")
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+impl Device {
+    /// A request as a browser on the device's own page sends it, over HTTPS from `client`.
+    async fn send(&self, request: Request<Body>) -> Answer {
+        let response = self.app.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
+        Answer { status, headers, body: String::from_utf8_lossy(&body).into_owned() }
+    }
+
+    async fn get(&self, path: &str, client: &str, cookie: Option<&str>) -> Answer {
+        self.send(request("GET", path, client, cookie, true).body(Body::empty()).unwrap()).await
+    }
+
+    async fn post(&self, path: &str, client: &str, cookie: Option<&str>, form: &[(&str, &str)]) -> Answer {
+        let request = request("POST", path, client, cookie, true)
+            .header(header::ORIGIN, "https://device")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+        self.send(request.body(Body::from(encode(form))).unwrap()).await
+    }
+
+    async fn log_in(&self, client: &str) -> String {
+        let answer = self.post("/login", client, None, &[("password", PASSWORD)]).await;
+        assert_eq!(answer.status, StatusCode::SEE_OTHER, "{}", answer.body);
+        answer.cookie().unwrap()
+    }
+
+    /// The form token on the settings page of the session `cookie`.
+    async fn csrf(&self, cookie: &str) -> String {
+        let page = self.get("/settings", OWNER, Some(cookie)).await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        let at = page.body.find("name=\"csrf\" value=\"").unwrap() + 19;
+        page.body[at..at + 32].to_owned()
+    }
+
+    /// How long a wrong login from `client` takes, on the paused clock: the wait alone.
+    async fn wrong_login_takes(&self, client: &str) -> Duration {
+        let started = Instant::now();
+        let answer = self.post("/login", client, None, &[("password", "not the owner's password")]).await;
+        assert_eq!(answer.status, StatusCode::FORBIDDEN, "{}", answer.body);
+        started.elapsed()
+    }
+}
+
+fn request(
+    method: &str,
+    path: &str,
+    client: &str,
+    cookie: Option<&str>,
+    https: bool,
+) -> axum::http::request::Builder {
+    let ip: IpAddr = client.parse().unwrap();
+    let mut request = Request::builder()
+        .method(method)
+        .uri(path)
+        .header(header::HOST, "device")
+        .extension(Peer { ip: Some(ip), https });
+    if let Some(cookie) = cookie {
+        request = request.header(header::COOKIE, cookie);
+    }
+    request
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_login_sets_a_host_only_secure_cookie_and_a_wrong_one_sets_none() {
+    let device = owned().await;
+    let wrong = device.post("/login", OWNER, None, &[("password", "not the owner's password")]).await;
+    assert_eq!(wrong.status, StatusCode::FORBIDDEN);
+    assert!(wrong.headers.get(header::SET_COOKIE).is_none());
+    let right = device.post("/login", OWNER, None, &[("password", PASSWORD)]).await;
+    assert_eq!((right.status, right.location()), (StatusCode::SEE_OTHER, Some("/settings")));
+    let set = right.headers.get(header::SET_COOKIE).unwrap().to_str().unwrap();
+    assert!(set.starts_with("__Host-portico="), "{set}");
+    assert!(set.ends_with("; Path=/; Secure; HttpOnly; SameSite=Strict"), "{set}");
+    assert_eq!(right.cookie().unwrap().len(), "__Host-portico=".len() + 64, "256 bits of token");
+    assert_ne!(device.log_in(OWNER).await, right.cookie().unwrap(), "a new token each time");
+}
+
+#[tokio::test(start_paused = true)]
+async fn logout_ends_the_session_on_the_device_not_only_in_the_browser() {
+    let device = owned().await;
+    let cookie = device.log_in(OWNER).await;
+    let other = device.log_in(OWNER).await;
+    let csrf = device.csrf(&cookie).await;
+    let out = device.post("/logout", OWNER, Some(&cookie), &[("csrf", &csrf)]).await;
+    assert_eq!(out.location(), Some("/login"));
+    assert!(out.headers[header::SET_COOKIE].to_str().unwrap().contains("Max-Age=0"));
+    // A browser that kept the cookie (or whoever copied it) gets nothing with it.
+    let replayed = device.get("/settings", OWNER, Some(&cookie)).await;
+    assert_eq!(replayed.location(), Some("/login"));
+    assert_eq!(device.get("/settings", OWNER, Some(&other)).await.status, StatusCode::OK, "only that one");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_session_ends_after_the_idle_timeout_and_not_before() {
+    let device = owned().await;
+    let cookie = device.log_in(OWNER).await;
+    tokio::time::advance(IDLE - Duration::from_millis(1)).await;
+    assert_eq!(device.get("/settings", OWNER, Some(&cookie)).await.status, StatusCode::OK);
+    // That request was activity: the idle time counts from it.
+    tokio::time::advance(IDLE - Duration::from_millis(1)).await;
+    assert_eq!(device.get("/settings", OWNER, Some(&cookie)).await.status, StatusCode::OK);
+    tokio::time::advance(IDLE).await;
+    assert_eq!(device.get("/settings", OWNER, Some(&cookie)).await.location(), Some("/login"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_session_ends_at_its_lifetime_however_busy() {
+    let device = owned().await;
+    let cookie = device.log_in(OWNER).await;
+    let started = Instant::now();
+    while started.elapsed() + IDLE / 2 < LIFETIME {
+        tokio::time::advance(IDLE / 2).await;
+        assert_eq!(device.get("/settings", OWNER, Some(&cookie)).await.status, StatusCode::OK);
+    }
+    tokio::time::advance(LIFETIME - started.elapsed()).await;
+    assert_eq!(device.get("/settings", OWNER, Some(&cookie)).await.location(), Some("/login"));
+}
+
+/// The status page refreshes itself from /api/status every 5 s: an open tab must not keep
+/// the owner logged in.
+#[tokio::test(start_paused = true)]
+async fn the_status_pages_refresh_does_not_keep_a_session_alive() {
+    let device = owned().await;
+    let cookie = device.log_in(OWNER).await;
+    let started = Instant::now();
+    while started.elapsed() < IDLE - Duration::from_secs(5) {
+        tokio::time::advance(Duration::from_secs(5)).await;
+        let status = device.get("/api/status", OWNER, Some(&cookie)).await;
+        assert!(status.body.contains("\"kernel\""), "the logged-in owner sees it all: {}", status.body);
+    }
+    tokio::time::advance(Duration::from_secs(5)).await;
+    assert_eq!(device.get("/settings", OWNER, Some(&cookie)).await.location(), Some("/login"));
+    let status = device.get("/api/status", OWNER, Some(&cookie)).await;
+    assert!(!status.body.contains("\"kernel\""), "{}", status.body);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_form_needs_the_sessions_token_and_the_devices_own_origin() {
+    let device = owned().await;
+    let cookie = device.log_in(OWNER).await;
+    let csrf = device.csrf(&cookie).await;
+    let label = |csrf: &str| encode(&[("label", "bench"), ("csrf", csrf)]);
+    let form = |origin: Option<&str>, site: Option<&str>, body: String| {
+        let mut request = request("POST", "/settings/label", OWNER, Some(&cookie), true)
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+        if let Some(origin) = origin {
+            request = request.header(header::ORIGIN, origin);
+        }
+        if let Some(site) = site {
+            request = request.header("sec-fetch-site", site);
+        }
+        request.body(Body::from(body)).unwrap()
+    };
+    let refused = [
+        (form(Some("https://device"), None, encode(&[("label", "bench")])), StatusCode::UNPROCESSABLE_ENTITY),
+        (form(Some("https://device"), None, label(&"0".repeat(32))), StatusCode::FORBIDDEN),
+        (form(Some("https://device"), None, label(&csrf[..31])), StatusCode::FORBIDDEN),
+        (form(Some("https://evil.example"), None, label(&csrf)), StatusCode::FORBIDDEN),
+        (form(Some("http://device"), None, label(&csrf)), StatusCode::FORBIDDEN),
+        (form(None, None, label(&csrf)), StatusCode::FORBIDDEN),
+        (form(Some("https://device"), Some("cross-site"), label(&csrf)), StatusCode::FORBIDDEN),
+        (form(None, Some("same-site"), label(&csrf)), StatusCode::FORBIDDEN),
+    ];
+    for (n, (request, expected)) in refused.into_iter().enumerate() {
+        assert_eq!(device.send(request).await.status, expected, "case {n}");
+    }
+    assert_eq!(device.auth.glance().label, "", "nothing was saved");
+    assert_eq!(
+        device.send(form(None, Some("same-origin"), label(&csrf))).await.status,
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(
+        device.send(form(Some("https://device"), None, label(&csrf))).await.status,
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(device.auth.glance().label, "bench");
+}
+
+#[tokio::test(start_paused = true)]
+async fn wrong_passwords_earn_growing_waits_and_the_right_one_still_gets_in() {
+    let device = owned().await;
+    let mut waits = Vec::new();
+    for _ in 0..8 {
+        waits.push(device.wrong_login_takes(ATTACKER).await);
+    }
+    let ms = |ms| Duration::from_millis(ms);
+    assert_eq!(waits, [ms(0), ms(0), ms(0), ms(250), ms(500), ms(1000), ms(2000), ms(2000)]);
+    assert_eq!(device.wrong_login_takes(OWNER).await, ms(0), "others are not slowed");
+    // Not a lockout: the right password gets in after the wait, and wipes the slate.
+    let started = Instant::now();
+    device.log_in(ATTACKER).await;
+    assert_eq!(started.elapsed(), ms(2000));
+    assert_eq!(device.wrong_login_takes(ATTACKER).await, ms(0));
+    // Forgotten after 15 minutes without another failure.
+    for _ in 0..4 {
+        device.wrong_login_takes(OWNER).await;
+    }
+    tokio::time::advance(Duration::from_secs(15 * 60)).await;
+    assert_eq!(device.wrong_login_takes(OWNER).await, ms(0));
+}
+
+#[tokio::test(start_paused = true)]
+async fn everyone_waits_a_second_past_thirty_failures_a_minute() {
+    let device = owned().await;
+    for n in 0..31 {
+        device.wrong_login_takes(&format!("10.0.1.{n}")).await;
+    }
+    assert_eq!(device.wrong_login_takes(OWNER).await, Duration::from_secs(1));
+    tokio::time::advance(Duration::from_secs(60)).await;
+    assert_eq!(device.wrong_login_takes(OWNER).await, Duration::ZERO);
+}
+
+/// Guesses sent side by side wait as if sent one after another, and one client has at
+/// most two in progress.
+#[tokio::test(start_paused = true)]
+async fn guesses_sent_side_by_side_each_wait_their_turn() {
+    let device = Arc::new(owned().await);
+    for _ in 0..4 {
+        device.wrong_login_takes(ATTACKER).await;
+    }
+    let started = Instant::now();
+    let guess = |device: Arc<Device>| async move {
+        let answer = device.post("/login", ATTACKER, None, &[("password", "another wrong guess")]).await;
+        (answer.status, started.elapsed())
+    };
+    let (a, b, c) = tokio::join!(guess(device.clone()), guess(device.clone()), guess(device.clone()));
+    let mut answers = [a, b, c];
+    answers.sort();
+    assert_eq!(
+        answers,
+        [
+            (StatusCode::FORBIDDEN, Duration::from_millis(500)),
+            (StatusCode::FORBIDDEN, Duration::from_millis(1000)),
+            (StatusCode::SERVICE_UNAVAILABLE, Duration::ZERO),
+        ]
+    );
+}
+
+/// A flood of wrong passwords from a few addresses, already failing, with the owner
+/// logging in from another in the middle of it: the owner is never refused.
+#[tokio::test(start_paused = true)]
+async fn a_flood_from_a_few_addresses_never_keeps_the_owner_out() {
+    let device = Arc::new(owned().await);
+    let attackers: Vec<String> = (0..8).map(|n| format!("10.0.2.{n}")).collect();
+    for attacker in &attackers {
+        device.wrong_login_takes(attacker).await;
+    }
+    let flood = (0..24).map(|n| {
+        let (device, attacker) = (device.clone(), attackers[n % attackers.len()].clone());
+        async move {
+            let mut answers = Vec::new();
+            for _ in 0..3 {
+                answers.push(
+                    device
+                        .post("/login", &attacker, None, &[("password", "a wrong guess again")])
+                        .await
+                        .status,
+                );
+            }
+            answers
+        }
+    });
+    let flood = tokio::spawn(futures_join_all(flood.collect::<Vec<_>>().into_iter()));
+    let mut owner = Vec::new();
+    for _ in 0..10 {
+        owner.push(device.post("/login", OWNER, None, &[("password", PASSWORD)]).await.status);
+    }
+    assert!(owner.iter().all(|s| *s == StatusCode::SEE_OTHER), "{owner:?}");
+    let flood: Vec<StatusCode> = flood.await.unwrap().into_iter().flatten().collect();
+    assert!(
+        flood.contains(&StatusCode::SERVICE_UNAVAILABLE),
+        "the flood filled every place it may: {flood:?}"
+    );
+}
+
+/// Runs the futures side by side; their answers in order.
+async fn futures_join_all<F: Future<Output = T> + Send + 'static, T: Send + 'static>(
+    futures: impl Iterator<Item = F>,
+) -> Vec<T> {
+    let handles: Vec<_> = futures.map(tokio::spawn).collect();
+    let mut answers = Vec::new();
+    for handle in handles {
+        answers.push(handle.await.unwrap());
+    }
+    answers
+}
+
+/// portico.socket listens on [::]:80 for both families, so IPv4 clients arrive as
+/// ::ffff:a.b.c.d: they are still counted one by one.
+#[tokio::test(start_paused = true)]
+async fn ipv4_clients_on_a_dual_stack_socket_are_counted_apart() {
+    let device = owned().await;
+    for _ in 0..6 {
+        device.wrong_login_takes("::ffff:10.0.0.2").await;
+    }
+    assert_eq!(device.wrong_login_takes("::ffff:10.0.0.3").await, Duration::ZERO);
+    assert_eq!(device.wrong_login_takes("10.0.0.2").await, Duration::from_secs(2), "the same client");
+    // IPv6 clients are counted by their /64, which one host can fill.
+    for _ in 0..6 {
+        device.wrong_login_takes("2001:db8:1:2::1").await;
+    }
+    assert_eq!(device.wrong_login_takes("2001:db8:1:2:ffff::9").await, Duration::from_secs(2));
+    assert_eq!(device.wrong_login_takes("2001:db8:1:3::1").await, Duration::ZERO);
+}
+
+/// portico sits behind no proxy (README): a forwarded-for header is a client's say-so.
+#[tokio::test(start_paused = true)]
+async fn a_forwarded_for_header_does_not_change_who_is_counted() {
+    let device = owned().await;
+    for n in 0..6 {
+        let request = request("POST", "/login", ATTACKER, None, true)
+            .header("x-forwarded-for", format!("192.0.2.{n}"))
+            .header(header::ORIGIN, "https://device")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+        device.send(request.body(Body::from("password=wrong+wrong+wrong+wrong")).unwrap()).await;
+    }
+    assert_eq!(device.wrong_login_takes(ATTACKER).await, Duration::from_secs(2));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_new_password_ends_every_other_session() {
+    let device = owned().await;
+    let (mine, other) = (device.log_in(OWNER).await, device.log_in("10.0.0.8").await);
+    let csrf = device.csrf(&mine).await;
+    let new = "an entirely new passphrase";
+    let form = [("current", PASSWORD), ("password", new), ("again", new), ("csrf", csrf.as_str())];
+    let changed = device.post("/settings/password", OWNER, Some(&mine), &form).await;
+    assert_eq!(changed.location(), Some("/login"));
+    assert_eq!(device.get("/settings", "10.0.0.8", Some(&other)).await.location(), Some("/login"));
+    assert_eq!(device.get("/settings", OWNER, Some(&mine)).await.location(), Some("/login"));
+    let old = device.post("/login", OWNER, None, &[("password", PASSWORD)]).await;
+    assert_eq!(old.status, StatusCode::FORBIDDEN);
+    assert_eq!(device.post("/login", OWNER, None, &[("password", new)]).await.status, StatusCode::SEE_OTHER);
+}
+
+#[tokio::test(start_paused = true)]
+async fn set_up_is_what_every_page_points_to_until_it_is_done() {
+    let (device, code) = device();
+    assert_eq!(device.get("/settings", OWNER, None).await.location(), Some("/setup"));
+    assert_eq!(device.get("/login", OWNER, None).await.location(), Some("/setup"));
+    assert_eq!(device.get("/setup", OWNER, None).await.status, StatusCode::OK);
+    let form = [("code", code.as_str()), ("password", PASSWORD), ("again", PASSWORD)];
+    assert_eq!(device.post("/setup", OWNER, None, &form).await.location(), Some("/settings"));
+    assert_eq!(device.get("/setup", OWNER, None).await.location(), Some("/login"));
+    assert_eq!(device.get("/settings", OWNER, None).await.location(), Some("/login"));
+    assert_eq!(device.post("/setup", OWNER, None, &form).await.location(), Some("/login"), "spent");
+}
+
+/// Before an owner, the status page is public; once the device has one, visitors see its
+/// name and that it serves until the owner opens the rest.
+#[tokio::test(start_paused = true)]
+async fn once_owned_visitors_see_a_glimpse_until_the_owner_opens_the_status_page() {
+    let (device, code) = device();
+    let visitor = |device: &Device| {
+        let device = device.app.clone();
+        async move {
+            let request = request("GET", "/api/status", "10.0.0.9", None, false).body(Body::empty()).unwrap();
+            let response = device.oneshot(request).await.unwrap();
+            let body = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
+            serde_json::from_slice::<serde_json::Value>(&body).unwrap()
+        }
+    };
+    assert!(visitor(&device).await["kernel"].is_string(), "public before set-up");
+    let form = [("code", code.as_str()), ("password", PASSWORD), ("again", PASSWORD)];
+    let cookie = device.post("/setup", OWNER, None, &form).await.cookie().unwrap();
+    let glimpse = visitor(&device).await;
+    let keys: Vec<&String> = glimpse.as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["hostname", "label", "portico"], "{glimpse}");
+    assert_eq!(glimpse["portico"].as_object().unwrap().len(), 1, "{glimpse}");
+    assert!(glimpse["portico"]["version"].is_string());
+    let page = device.get("/", "10.0.0.9", None).await.body;
+    assert!(page.contains("log in") && !page.contains("kernel"), "{page}");
+    assert!(device.get("/api/status", OWNER, Some(&cookie)).await.body.contains("\"kernel\""));
+
+    let csrf = device.csrf(&cookie).await;
+    device.post("/settings/access", OWNER, Some(&cookie), &[("public", "on"), ("csrf", &csrf)]).await;
+    assert!(visitor(&device).await["kernel"].is_string(), "opened by the owner");
+}
+
+#[tokio::test(start_paused = true)]
+async fn every_page_carries_the_same_security_headers() {
+    let device = owned().await;
+    let cookie = device.log_in(OWNER).await;
+    for path in ["/", "/api/status", "/healthz", "/login", "/setup", "/settings", "/metrics", "/nowhere"] {
+        let answer = device.get(path, OWNER, Some(&cookie)).await;
+        let csp = answer.headers.get(header::CONTENT_SECURITY_POLICY).map(|v| v.to_str().unwrap());
+        assert_eq!(csp, Some("default-src 'self'; frame-ancestors 'none'"), "{path}");
+        assert_eq!(answer.headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff", "{path}");
+        assert_eq!(answer.headers[header::REFERRER_POLICY], "no-referrer", "{path}");
+    }
+}
+
+/// Eight changes at once, again and again, while the password changes: each lands whole,
+/// none undoes another, and the file always loads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn changes_made_at_once_all_land_and_none_undoes_another() {
+    let device = Arc::new(owned().await);
+    let cookie = device.log_in(OWNER).await;
+    let csrf = device.csrf(&cookie).await;
+    for round in 0..10 {
+        let changes = (0..8).map(|n| {
+            let (device, cookie, csrf) = (device.clone(), cookie.clone(), csrf.clone());
+            async move {
+                let label = format!("round {round} writer {n}");
+                device
+                    .post("/settings/label", OWNER, Some(&cookie), &[("label", &label), ("csrf", &csrf)])
+                    .await
+            }
+        });
+        for answer in futures_join_all(changes).await {
+            assert_eq!(answer.status, StatusCode::SEE_OTHER, "round {round}: {}", answer.body);
+        }
+        match Store::new(&device.dir).load() {
+            crate::state::Loaded::Owner(owner) => {
+                assert!(owner.label.starts_with(&format!("round {round} ")))
+            }
+            _ => panic!("round {round}: owner.json does not load"),
+        }
+    }
+    // A label saved while a password change is under way keeps the new password.
+    let new = "an entirely new passphrase";
+    let password = {
+        let (device, cookie, csrf) = (device.clone(), cookie.clone(), csrf.clone());
+        tokio::spawn(async move {
+            let form = [("current", PASSWORD), ("password", new), ("again", new), ("csrf", csrf.as_str())];
+            device.post("/settings/password", OWNER, Some(&cookie), &form).await
+        })
+    };
+    let labels = (0..8).map(|n| {
+        let (device, cookie, csrf) = (device.clone(), cookie.clone(), csrf.clone());
+        async move {
+            device
+                .post(
+                    "/settings/label",
+                    OWNER,
+                    Some(&cookie),
+                    &[("label", &format!("during {n}")), ("csrf", &csrf)],
+                )
+                .await
+        }
+    });
+    futures_join_all(labels).await;
+    assert_eq!(password.await.unwrap().location(), Some("/login"));
+    assert_eq!(device.post("/login", OWNER, None, &[("password", new)]).await.status, StatusCode::SEE_OTHER);
+}
+
+/// A damaged file is kept aside; set-up then takes only a code from the journal, not the
+/// label's, and the status page stays private meanwhile.
+#[tokio::test(start_paused = true)]
+async fn a_damaged_file_is_kept_and_set_up_needs_a_code_from_the_journal() {
+    const LABEL_CODE: &str = "AAAA-BBBB-CCCC-DDDD";
+    let dir = state_directory();
+    let (device, code) = device_in(dir.clone(), Some(LABEL_CODE));
+    assert_eq!(code, LABEL_CODE);
+    let form = [("code", LABEL_CODE), ("password", PASSWORD), ("again", PASSWORD)];
+    assert_eq!(device.post("/setup", OWNER, None, &form).await.status, StatusCode::SEE_OTHER);
+    let file = dir.join("owner.json");
+    let text = std::fs::read_to_string(&file).unwrap();
+    let damaged = text.replacen("\"label\":\"\"", "\"label\":\"x\"", 1);
+    assert_ne!(damaged, text);
+    std::fs::write(&file, &damaged).unwrap();
+    std::mem::forget(device); // keeps the directory
+
+    for start in 0..2 {
+        let (device, code) = device_in(dir.clone(), Some(LABEL_CODE));
+        assert_ne!(code, LABEL_CODE, "start {start}: the label's code is void after damage");
+        assert_eq!(code.len(), 19, "start {start}: a code for the journal");
+        assert_eq!(std::fs::read_to_string(dir.join("owner.json.damaged")).unwrap(), damaged);
+        assert!(!device.get("/api/status", "10.0.0.9", None).await.body.contains("kernel"), "private");
+        let with_label_code = device.post("/setup", ATTACKER, None, &form).await;
+        assert_eq!(with_label_code.status, StatusCode::FORBIDDEN, "start {start}");
+        if start == 1 {
+            let form = [("code", code.as_str()), ("password", PASSWORD), ("again", PASSWORD)];
+            assert_eq!(device.post("/setup", OWNER, None, &form).await.status, StatusCode::SEE_OTHER);
+        } else {
+            std::mem::forget(device);
+        }
+    }
+}
+
+/// A file that cannot be read is not damage: it is left as it is, the owner's pages say
+/// what is wrong, and the device recovers by itself once it reads again.
+#[tokio::test(start_paused = true)]
+async fn an_unreadable_file_is_left_alone_and_read_again_later() {
+    let owned = owned().await;
+    let file = owned.dir.join("owner.json");
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::remove_file(&file).unwrap();
+    std::fs::create_dir(&file).unwrap(); // read(2) fails with EISDIR, as with EIO
+    let dir = owned.dir.clone();
+    std::mem::forget(owned);
+    let (device, _) = device_in(dir, None);
+    let login = device.post("/login", OWNER, None, &[("password", PASSWORD)]).await;
+    assert_eq!(login.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(login.body.contains("cannot read"), "{}", login.body);
+    assert!(file.is_dir(), "left as it is");
+    assert!(!device.get("/api/status", "10.0.0.9", None).await.body.contains("kernel"), "private");
+    assert_eq!(device.get("/settings", OWNER, None).await.location(), Some("/login"), "not /setup");
+
+    std::fs::remove_dir(&file).unwrap();
+    std::fs::write(&file, text).unwrap();
+    device.log_in(OWNER).await;
+}
