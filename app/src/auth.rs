@@ -866,6 +866,24 @@ mod tests {
         assert_eq!(normalise_code("abc0-i1l "), normalise_code("ABCO-111"));
     }
 
+    /// Spraying addresses until the table is full neither grows it nor wipes what it knows:
+    /// newcomers share one entry, and those already in it keep their count.
+    #[test]
+    fn a_full_client_table_puts_newcomers_in_one_entry_and_forgets_no_one() {
+        let now = Instant::now();
+        let mut throttle = Throttle::default();
+        assert_eq!(throttle.key(None), LOCAL, "Unix-socket clients are one client");
+        for n in 0..MAX_CLIENTS as u32 {
+            throttle.failures.insert(IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 + n)), (5, now));
+        }
+        let known: IpAddr = "10.0.0.1".parse().unwrap();
+        assert_eq!(throttle.key(Some(known)), known);
+        assert_eq!(throttle.key(Some("192.0.2.1".parse().unwrap())), OVERFLOW);
+        assert_eq!(throttle.key(Some("2001:db8::1".parse().unwrap())), OVERFLOW);
+        assert_eq!(throttle.failures_of(&known, now), 5);
+        assert_eq!(throttle.failures_of(&known, now + FORGET_AFTER), 0, "forgotten in time");
+    }
+
     #[test]
     fn delays_grow_and_stop_growing() {
         assert_eq!(delay_after(2), Duration::ZERO);
