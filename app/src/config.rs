@@ -264,6 +264,17 @@ const KEYS: &[Key] = &[
         },
     },
     Key {
+        name: "update_status",
+        value: "PATH",
+        default: "/var/lib/portico-update/status.json",
+        help: "the report portico-update writes, shown to the owner and in /metrics; \"\": \
+               this device has no updater",
+        set: |c, v| {
+            c.update_status = nonempty(v.text()?).map(PathBuf::from);
+            Ok(())
+        },
+    },
+    Key {
         name: "access_log",
         value: "",
         default: "false",
@@ -358,6 +369,8 @@ pub struct Config {
     pub metrics_token: Option<String>,
     /// Serve /metrics to anyone.
     pub metrics_public: bool,
+    /// The updater's report; none where the device has no updater.
+    pub update_status: Option<PathBuf>,
     /// One log line per request.
     pub access_log: bool,
 }
@@ -390,6 +403,7 @@ impl Default for Config {
             session_lifetime: Duration::ZERO,
             metrics_token: None,
             metrics_public: false,
+            update_status: None,
             access_log: false,
         };
         for key in KEYS {

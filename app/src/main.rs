@@ -31,6 +31,7 @@ mod stream;
 mod threads;
 #[cfg(feature = "tls")]
 mod tls;
+mod updates;
 
 use std::error::Error;
 use std::process::ExitCode;
@@ -343,6 +344,12 @@ async fn serve(
         shutdown: shutdown.clone(),
         certificate: std::sync::RwLock::new(https.certificate.clone()),
         metrics,
+        updates: updates::Updates::new(config.update_status.clone()),
+        #[cfg(feature = "tls")]
+        update_requests: config
+            .update_status
+            .as_ref()
+            .map(|_| updates::Requests::new(&config.state_directory)),
         #[cfg(feature = "tls")]
         auth: https.auth.clone(),
         #[cfg(feature = "tls")]

@@ -12,6 +12,7 @@ use std::fmt::Write as _;
 
 use crate::stats::{Stats, Totals};
 use crate::status::Status;
+use crate::updates::Report;
 
 /// Who may read /metrics.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -60,7 +61,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// The exposition, version 0.0.4.
-pub fn render(status: &Status, stats: Stats, totals: Totals) -> String {
+pub fn render(status: &Status, stats: Stats, totals: Totals, update: Option<&Report>) -> String {
     let mut out = String::with_capacity(4096);
     // Values are written as the integers or fixed decimals they are, which also keeps the
     // float parser out of the binary.
@@ -155,6 +156,32 @@ pub fn render(status: &Status, stats: Stats, totals: Totals) -> String {
             &one(cpu),
         );
         family("process_resident_memory_bytes", "gauge", "Resident memory size in bytes.", &one(rss));
+    }
+    if let Some(update) = update {
+        family(
+            "portico_update_last_run_timestamp_seconds",
+            "gauge",
+            "When the updater last ran, in unixtime.",
+            &one(update.run_at.to_string()),
+        );
+        family(
+            "portico_update_last_result",
+            "gauge",
+            "What the updater's last run came to, as a label; the value is always 1.",
+            &[(format!("{{result=\"{}\"}}", escape(&update.result)), "1".to_owned())],
+        );
+        family(
+            "portico_update_available",
+            "gauge",
+            "1 if the feed has a newer portico than the one installed.",
+            &one(u8::from(update.available.is_some()).to_string()),
+        );
+        family(
+            "portico_update_rollbacks_total",
+            "counter",
+            "Updates installed, found unhealthy and rolled back.",
+            &one(update.rollbacks.to_string()),
+        );
     }
     out
 }

@@ -18,6 +18,7 @@ use serde::Deserialize;
 use crate::auth::{self, Auth, AuthError, CsrfForm, LoggedIn};
 use crate::peer::Peer;
 use crate::routes::{AppState, escape};
+use crate::updates::{self, Choice, Request, Requests, Updates};
 
 #[cfg(test)]
 mod tests;
@@ -32,6 +33,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/settings/label", post(change_label))
         .route("/settings/access", post(change_access))
         .route("/settings/certificate", post(replace_certificate))
+        .route("/settings/updates", post(change_updates))
 }
 
 /// The login, for a page that needs no session yet (set-up, login): HTTPS, and a POST
@@ -227,6 +229,7 @@ fn settings(state: &AppState, owner: &LoggedIn, notice: Option<Notice>) -> Respo
              <label>New password ({hint}) <input type=\"password\" name=\"password\" autocomplete=\"new-password\" required></label>\
              <label>New password again <input type=\"password\" name=\"again\" autocomplete=\"new-password\" required></label>\
              <button>Change, and log out everywhere</button></form>\
+             {updates}\
              <h2>HTTPS certificate</h2><p>In use: SHA-256 <code>{fingerprint}</code></p>\
              <form method=\"post\" action=\"/settings/certificate\">{csrf}\
              <label>Certificate chain (PEM) <textarea name=\"certificate\" rows=\"6\" required></textarea></label>\
@@ -241,7 +244,67 @@ fn settings(state: &AppState, owner: &LoggedIn, notice: Option<Notice>) -> Respo
             },
             label = escape(&settings.label),
             hint = password_hint(),
+            updates = state
+                .update_requests
+                .as_ref()
+                .map_or_else(String::new, |requests| { updates_section(&state.updates, requests, &csrf) }),
         ),
+    )
+}
+
+/// What the updater last did and the owner's say in it; nothing on a device without one.
+fn updates_section(updates: &Updates, requests: &Requests, csrf: &str) -> String {
+    let now = updates::now();
+    let mut said = format!("<p>Installed: portico {}.</p>", escape(crate::config::VERSION));
+    match updates.report() {
+        Ok(None) => said.push_str("<p>The updater has not run yet.</p>"),
+        Ok(Some(report)) => {
+            let when = updates::ago(report.run_at, now);
+            match report.state.as_str() {
+                "running" => said.push_str(&format!("<p>The updater is running (since {when}).</p>")),
+                _ => said.push_str(&format!(
+                    "<p>Last run {when}: <span data-field=\"update-result\">{}</span>. {}</p>",
+                    escape(&report.result),
+                    escape(&report.detail)
+                )),
+            }
+            if let Some(available) = &report.available {
+                said.push_str(&format!("<p>Available: portico {}.</p>", escape(available)));
+            }
+            if let Some(rollback) = &report.last_rollback {
+                said.push_str(&format!(
+                    "<p>Rolled back {} times; last {}, from {} to {}: {}</p>",
+                    report.rollbacks,
+                    updates::ago(rollback.at, now),
+                    escape(&rollback.from),
+                    escape(&rollback.to),
+                    escape(&rollback.reason)
+                ));
+            }
+        }
+        Err(e) => said.push_str(&problem(Some(&format!("The updater's report cannot be read: {e}")))),
+    }
+    if requests.asked() {
+        said.push_str("<p>Asked: waiting for the updater.</p>");
+    }
+    let choice = requests.choice();
+    let checked = if choice.automatic { " checked" } else { "" };
+    let postpone = match choice.postpone_until > now {
+        true => format!(
+            "<p>Updates are postponed for {}.</p><button name=\"action\" value=\"resume\">Stop postponing</button>",
+            updates::ago(now, choice.postpone_until).trim_end_matches(" ago")
+        ),
+        false => "<button name=\"action\" value=\"postpone\">Postpone a week</button>".to_owned(),
+    };
+    format!(
+        "<h2>Updates</h2>{said}\
+         <form method=\"post\" action=\"/settings/updates\">{csrf}\
+         <label><input type=\"checkbox\" name=\"automatic\" value=\"on\"{checked}> Install updates \
+         automatically (checked daily; a version that does not serve is rolled back)</label>\
+         <button name=\"action\" value=\"save\">Save</button></form>\
+         <form method=\"post\" action=\"/settings/updates\">{csrf}\
+         <button name=\"action\" value=\"check\">Check now</button>\
+         <button name=\"action\" value=\"install\">Install now</button>{postpone}</form>"
     )
 }
 
@@ -311,6 +374,42 @@ async fn change_password(
         Ok(()) => ([(header::SET_COOKIE, auth::set_cookie(None))], Redirect::to("/login")).into_response(),
         Err(e) => done(&state, &owner, Err(e)),
     }
+}
+
+#[derive(Deserialize)]
+struct UpdateForm {
+    action: String,
+    automatic: Option<String>,
+}
+
+async fn change_updates(
+    State(state): State<Arc<AppState>>,
+    CsrfForm(owner, form): CsrfForm<UpdateForm>,
+) -> Response {
+    let Some(updates) = state.update_requests.clone() else {
+        return done(&state, &owner, Err(AuthError::Refused("This device has no updater.".into())));
+    };
+    let choice = updates.choice();
+    let change: Box<dyn FnOnce() -> std::io::Result<()> + Send> = match form.action.as_str() {
+        "save" => Box::new(move || updates.choose(Choice { automatic: form.automatic.is_some(), ..choice })),
+        "postpone" => {
+            let until = updates::now() + updates::POSTPONE.as_secs();
+            Box::new(move || updates.choose(Choice { postpone_until: until, ..choice }))
+        }
+        "resume" => Box::new(move || updates.choose(Choice { postpone_until: 0, ..choice })),
+        "check" => Box::new(move || updates.ask(Request::Check)),
+        "install" => Box::new(move || updates.ask(Request::Install)),
+        other => {
+            let why = format!("Unknown action {other:?}.");
+            return done(&state, &owner, Err(AuthError::Refused(why)));
+        }
+    };
+    // Written and synced on the blocking thread, as every save is.
+    let result = match tokio::task::spawn_blocking(change).await {
+        Ok(result) => result.map_err(|e| AuthError::Storage(e.to_string())),
+        Err(e) => Err(AuthError::Storage(e.to_string())),
+    };
+    done(&state, &owner, result)
 }
 
 #[derive(Deserialize)]

@@ -35,6 +35,11 @@ pub struct AppState {
     pub certificate: RwLock<Option<status::Certificate>>,
     /// Who may read /metrics.
     pub metrics: metrics::Access,
+    /// What the updater reports.
+    pub updates: crate::updates::Updates,
+    /// What the owner asks of the updater; none where the device has no updater.
+    #[cfg(feature = "tls")]
+    pub update_requests: Option<crate::updates::Requests>,
     /// The owner's login; none without an HTTPS socket.
     #[cfg(feature = "tls")]
     pub auth: Option<Arc<crate::auth::Auth>>,
@@ -227,7 +232,16 @@ async fn metrics(
     let label = state.auth.as_ref().map(|auth| auth.glance().label).unwrap_or_default();
     #[cfg(not(feature = "tls"))]
     let label = String::new();
-    let body = metrics::render(&collect(&state, label), state.counters.snapshot(), state.counters.totals());
+    let report = state.updates.report().unwrap_or_else(|e| {
+        tracing::warn!("/metrics: the updater's report: {e}");
+        None
+    });
+    let body = metrics::render(
+        &collect(&state, label),
+        state.counters.snapshot(),
+        state.counters.totals(),
+        report.as_ref(),
+    );
     (
         [
             (header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8"),

@@ -65,7 +65,9 @@ fn device_in(dir: PathBuf, provisioned: Option<&str>) -> (Device, String) {
         counters: Arc::default(),
         shutdown: crate::shutdown::Shutdown::new(),
         certificate: std::sync::RwLock::new(None),
-        metrics: crate::metrics::Access::Closed,
+        metrics: crate::metrics::Access::Public,
+        updates: crate::updates::Updates::new(Some(dir.join("update-status.json"))),
+        update_requests: Some(crate::updates::Requests::new(&dir)),
         auth: Some(auth.clone()),
         replace_certificate: Box::new(|_, _| Err("not in this test".to_owned())),
     });
@@ -620,4 +622,78 @@ async fn an_unreadable_file_is_left_alone_and_read_again_later() {
     std::fs::remove_dir(&file).unwrap();
     std::fs::write(&file, text).unwrap();
     device.log_in(OWNER).await;
+}
+
+/// What the updater wrote, as the owner and /metrics see it.
+#[tokio::test(start_paused = true)]
+async fn the_owner_sees_what_the_updater_did_and_metrics_count_it() {
+    let device = owned().await;
+    let cookie = device.log_in(OWNER).await;
+    let page = device.get("/settings", OWNER, Some(&cookie)).await.body;
+    assert!(page.contains("The updater has not run yet."), "{page}");
+    let now = crate::updates::now();
+    let report = format!(
+        r#"{{"schema":1,"run_at":{},"trigger":"timer","state":"done","result":"rolled-back",
+            "detail":"0.3.0 did not answer /healthz within 90 s; 0.2.0 is back.","installed":"0.2.0",
+            "available":"0.3.0","rollbacks":2,"last_rollback":{{"at":{},"from":"0.3.0","to":"0.2.0",
+            "reason":"no answer <in time>"}},"skipped":["0.3.0"]}}"#,
+        now - 7200,
+        now - 7000
+    );
+    std::fs::write(device.dir.join("update-status.json"), report).unwrap();
+    let page = device.get("/settings", OWNER, Some(&cookie)).await.body;
+    for said in [
+        "Last run 2 hours ago: <span data-field=\"update-result\">rolled-back</span>. 0.3.0 did not answer",
+        "Available: portico 0.3.0.",
+        "Rolled back 2 times; last 1 hour ago, from 0.3.0 to 0.2.0: no answer &lt;in time&gt;",
+    ] {
+        assert!(page.contains(said), "{said:?} not in {page}");
+    }
+    let metrics = device.get("/metrics", OWNER, None).await.body;
+    for line in [
+        format!("portico_update_last_run_timestamp_seconds {}", now - 7200),
+        "portico_update_last_result{result=\"rolled-back\"} 1".to_owned(),
+        "portico_update_available 1".to_owned(),
+        "portico_update_rollbacks_total 2".to_owned(),
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line:?} not in {metrics}");
+    }
+}
+
+/// The owner's buttons write the words the updater reads, and nothing else.
+#[tokio::test(start_paused = true)]
+async fn the_owners_update_choices_are_written_for_the_updater() {
+    let device = owned().await;
+    let cookie = device.log_in(OWNER).await;
+    let csrf = device.csrf(&cookie).await;
+    let read = |name: &str| std::fs::read_to_string(device.dir.join(name)).unwrap_or_default();
+    let press = |action: &'static str, automatic: bool| {
+        let (device, cookie, csrf) = (&device, cookie.clone(), csrf.clone());
+        async move {
+            let mut form = vec![("action", action), ("csrf", csrf.as_str())];
+            if automatic {
+                form.push(("automatic", "on"));
+            }
+            device.post("/settings/updates", OWNER, Some(&cookie), &form).await
+        }
+    };
+    assert_eq!(press("check", false).await.location(), Some("/settings?saved"));
+    assert_eq!(read("update-request"), "check\n");
+    assert!(device.get("/settings", OWNER, Some(&cookie)).await.body.contains("waiting for the updater"));
+    press("install", false).await;
+    assert_eq!(read("update-request"), "install\n");
+    press("save", false).await;
+    assert_eq!(read("update-settings"), "automatic=no\npostpone_until=0\n");
+    press("postpone", false).await;
+    let until: u64 = read("update-settings").split("postpone_until=").nth(1).unwrap().trim().parse().unwrap();
+    assert_eq!(until, crate::updates::now() + 7 * 24 * 3600);
+    assert!(read("update-settings").starts_with("automatic=no\n"), "postponing keeps the choice");
+    assert!(device.get("/settings", OWNER, Some(&cookie)).await.body.contains("Stop postponing"));
+    press("resume", true).await;
+    press("save", true).await;
+    assert_eq!(read("update-settings"), "automatic=yes\npostpone_until=0\n");
+    assert_eq!(press("reboot", false).await.status, StatusCode::BAD_REQUEST);
+    let outsider =
+        device.post("/settings/updates", OWNER, None, &[("action", "install"), ("csrf", &csrf)]).await;
+    assert_eq!(outsider.status, StatusCode::FORBIDDEN, "a login is needed");
 }
