@@ -757,13 +757,16 @@ mod tests {
         (route, entered, release)
     }
 
+    const QUICK: &[u8] = b"GET /quick HTTP/1.1\r\nHost: device\r\n\r\n";
+    const QUICK_CLOSE: &[u8] = b"GET /quick HTTP/1.1\r\nHost: device\r\nConnection: close\r\n\r\n";
+
+    /// The head of a 100-byte upload.
+    const STALLING: &[u8] = b"POST /upload HTTP/1.1\r\nHost: device\r\nContent-Length: 100\r\n\r\n";
+
     /// Sends the head of a 100-byte upload and `first` of its body, no more.
     async fn stall_in_body(addr: std::net::SocketAddr, first: &[u8]) -> TcpStream {
         let mut stream = TcpStream::connect(addr).await.unwrap();
-        stream
-            .write_all(b"POST /upload HTTP/1.1\r\nHost: device\r\nContent-Length: 100\r\n\r\n")
-            .await
-            .unwrap();
+        stream.write_all(STALLING).await.unwrap();
         stream.write_all(first).await.unwrap();
         stream
     }
@@ -784,8 +787,8 @@ mod tests {
     }
 
     /// One request on a kept-alive connection; its response, which ends in `last`.
-    async fn ask(stream: &mut TcpStream, path: &str, last: &str) -> String {
-        stream.write_all(format!("GET {path} HTTP/1.1\r\nHost: device\r\n\r\n").as_bytes()).await.unwrap();
+    async fn ask(stream: &mut TcpStream, request: &[u8], last: &str) -> String {
+        stream.write_all(request).await.unwrap();
         let mut response = Vec::new();
         while !response.ends_with(last.as_bytes()) {
             let mut buf = [0u8; 1024];
@@ -838,7 +841,7 @@ mod tests {
         holding.write_all(b"GET /hold HTTP/1.1\r\nHost: device\r\nConnection: close\r\n\r\n").await.unwrap();
         let _ = entered.acquire().await.unwrap();
         let mut waiting = TcpStream::connect(running.addr).await.unwrap();
-        waiting.write_all(b"GET /quick HTTP/1.1\r\nHost: device\r\nConnection: close\r\n\r\n").await.unwrap();
+        waiting.write_all(QUICK_CLOSE).await.unwrap();
         while running.counters.snapshot().connections_accepted < 2 {
             tokio::task::yield_now().await;
         }
@@ -858,7 +861,12 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_body_is_cut_at_the_header_read_timeout_however_it_trickles() {
         let running = serve(echo_length(), 8);
-        let stalled = stall_in_body(running.addr, b"0123456789").await;
+        // It served a request first, so the route begins to wait a while after it opened.
+        let mut stalled = TcpStream::connect(running.addr).await.unwrap();
+        let upload = b"POST /upload HTTP/1.1\r\nHost: device\r\nContent-Length: 2\r\n\r\nhi";
+        ask(&mut stalled, upload, "2 bytes\n").await;
+        sleep(LIMITS.keep_alive_timeout - Duration::from_secs(1)).await;
+        stalled.write_all(&[STALLING, b"0123456789"].concat()).await.unwrap();
         let (reading, mut writing) = stall_in_body(running.addr, b"").await.into_split();
         tokio::spawn(async move {
             while writing.write_all(b"x").await.is_ok() {
@@ -963,7 +971,7 @@ mod tests {
         for _ in 0..3 {
             let asked = timeout(Duration::from_secs(1), async {
                 let mut stream = TcpStream::connect(running.addr).await.unwrap();
-                let response = ask(&mut stream, "/quick", "quick\n").await;
+                let response = ask(&mut stream, QUICK, "quick\n").await;
                 (stream, response)
             });
             let (stream, response) = asked.await.expect("no room made beside the stalled bodies");
@@ -985,5 +993,34 @@ mod tests {
         release.add_permits(1);
         let held = read_all(holding).await;
         assert!(held.starts_with("HTTP/1.1 200") && held.ends_with("held\n"), "{held}");
+    }
+
+    /// At the limit, the accept loop asks again for a connection to evict: one whose
+    /// request was in flight when the next client came, and is idle now, makes room then,
+    /// not when its keep-alive timeout ends.
+    #[tokio::test(start_paused = true)]
+    async fn a_connection_waiting_for_a_slot_gets_one_once_a_busy_one_goes_idle() {
+        let (hold, entered, release) = hold();
+        let app = Router::new().route("/hold", hold).route("/quick", get(|| async { "quick\n" }));
+        let running = serve(app, 1);
+        let mut holding = TcpStream::connect(running.addr).await.unwrap();
+        let holding_asked = tokio::spawn(async move {
+            let response = ask(&mut holding, b"GET /hold HTTP/1.1\r\nHost: device\r\n\r\n", "held\n").await;
+            (holding, response)
+        });
+        entered.acquire().await.unwrap().forget();
+        let waiting = tokio::spawn(exchange(running.addr, QUICK_CLOSE));
+        while running.counters.snapshot().connections_accepted < 2 {
+            tokio::task::yield_now().await;
+        }
+        release.add_permits(1);
+        let (holding, held) = holding_asked.await.unwrap();
+        assert!(held.starts_with("HTTP/1.1 200"), "{held}");
+        let started = Instant::now();
+        let quick = waiting.await.unwrap();
+        assert!(quick.starts_with("HTTP/1.1 200") && quick.ends_with("quick\n"), "{quick}");
+        let took = started.elapsed();
+        assert!(took < Duration::from_secs(1), "waited {took:?} for the idle connection to make room");
+        assert!(time_to_close(holding).await < Duration::from_secs(1), "the idle one kept its connection");
     }
 }
