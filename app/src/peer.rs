@@ -5,7 +5,8 @@ use std::net::IpAddr;
 
 #[derive(Clone, Copy, Debug)]
 pub struct Peer {
-    /// None for a Unix socket.
+    /// None for a Unix socket. An IPv4 client is named by its IPv4 address, also when a
+    /// dual-stack socket mapped it to ::ffff:a.b.c.d.
     pub ip: Option<IpAddr>,
     pub https: bool,
 }

@@ -2,12 +2,15 @@
 //! the limits that keep one slow or hostile client from starving the others.
 //!
 //! Each connection records what it is doing (requests in flight, when it last went idle,
-//! when the head of its next request began to arrive) in atomics the request path updates
-//! without waking anyone. The connection's own task reads them when its timer fires, to
-//! apply the keep-alive timeout to an idle connection and the header-read timeout to one
-//! whose request head is arriving; the accept loop reads them to pick an idle connection
-//! to evict when the connection limit is reached. Every request body passes through one
-//! size limit here, whichever route reads it.
+//! when the head of its next request began to arrive, whether its route is waiting for a
+//! request body that has not arrived) in atomics the request path updates without waking
+//! anyone. The connection's own task reads them when its timer fires, to apply the
+//! keep-alive timeout to an idle connection and the header-read timeout to one whose
+//! request head is arriving, or whose body is awaited, from its start; the accept loop
+//! reads them to pick a connection to evict when the connection limit is reached: one
+//! that is idle or waiting for its client, never one whose route is busy. Either closes
+//! the connection. Every request body passes through one size limit here, whichever
+//! route reads it.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -54,6 +57,15 @@ pub type FastPath = fn(&hyper::Request<Incoming>) -> Option<axum::response::Resp
 /// `head_started_ms` when no request head is arriving.
 const NO_HEAD: u64 = u64::MAX;
 
+/// `body_wait` when no route is reading a request body it has had to wait for.
+const NO_BODY_WAIT: u64 = u64::MAX;
+/// The bit of `body_wait` set while the route's last read of the body found nothing.
+const WAITING: u64 = 1;
+
+/// How often the accept loop, at the connection limit, asks again for a connection to
+/// evict: one busy a moment ago may be idle, or waiting for its client, now.
+const EVICT_RETRY: Duration = Duration::from_millis(100);
+
 /// What one connection is doing.
 struct Connection {
     in_flight: AtomicUsize,
@@ -61,6 +73,10 @@ struct Connection {
     idle_since_ms: AtomicU64,
     /// When the first byte of the next request's head arrived, in ms since `epoch`.
     head_started_ms: AtomicU64,
+    /// When the route first had to wait for its request's body, in ms since `epoch`,
+    /// shifted left by one, with `WAITING` set while it is waiting again. Only the task
+    /// reading the body writes it.
+    body_wait: AtomicU64,
     epoch: Instant,
     requests: AtomicU64,
     request_started: Notify,
@@ -80,12 +96,27 @@ impl Connection {
         self.epoch.elapsed().as_millis() as u64
     }
 
+    /// Since when (ms since `epoch`) the route has been waiting for a request body that
+    /// has not all arrived, if it is waiting for it now.
+    fn body_stalled_since(&self) -> Option<u64> {
+        let wait = self.body_wait.load(Ordering::Relaxed);
+        (wait != NO_BODY_WAIT && wait & WAITING != 0).then_some(wait >> 1)
+    }
+
+    /// Whether closing it loses only what its client has not sent: nothing in flight, or
+    /// a route waiting for the client's body. A route busy with its request is not.
+    fn evictable(&self) -> bool {
+        self.is_idle() || self.body_stalled_since().is_some()
+    }
+
     /// When the connection is to be closed if nothing changes: an idle one after the
     /// keep-alive timeout, one whose request head is arriving after the header-read
-    /// timeout from its first byte. None while a request is in flight.
+    /// timeout from its first byte, one whose route waits for the request's body after
+    /// the header-read timeout from when it began waiting (progress does not push it
+    /// back, as it does not for a head). None while a route is busy with its request.
     fn deadline(&self, keep_alive: Duration, header_read: Duration) -> Option<Instant> {
         if !self.is_idle() {
-            return None;
+            return self.body_stalled_since().map(|started| self.at(started) + header_read);
         }
         Some(match self.head_started_ms.load(Ordering::Relaxed) {
             NO_HEAD => self.at(self.idle_since_ms.load(Ordering::Relaxed)) + keep_alive,
@@ -106,6 +137,30 @@ impl Connection {
         self.in_flight.fetch_add(1, Ordering::AcqRel);
         self.requests.fetch_add(1, Ordering::Relaxed);
         self.request_started.notify_one();
+    }
+
+    /// The route found no body bytes to read: it waits for the client, since now if it
+    /// had not waited before.
+    fn body_awaited(&self) {
+        let wait = self.body_wait.load(Ordering::Relaxed);
+        if wait == NO_BODY_WAIT {
+            self.body_wait.store(self.now_ms() << 1 | WAITING, Ordering::Relaxed);
+        } else if wait & WAITING == 0 {
+            self.body_wait.store(wait | WAITING, Ordering::Relaxed);
+        }
+    }
+
+    /// Body bytes arrived: the route has work to do with them until it reads again.
+    fn body_arrived(&self) {
+        let wait = self.body_wait.load(Ordering::Relaxed);
+        if wait != NO_BODY_WAIT && wait & WAITING != 0 {
+            self.body_wait.store(wait & !WAITING, Ordering::Relaxed);
+        }
+    }
+
+    /// The body is read, refused or dropped: nothing more to wait for.
+    fn body_done(&self) {
+        self.body_wait.store(NO_BODY_WAIT, Ordering::Relaxed);
     }
 
     fn end_request(&self) {
@@ -143,6 +198,7 @@ impl Connections {
             in_flight: AtomicUsize::new(0),
             idle_since_ms: AtomicU64::new(0),
             head_started_ms: AtomicU64::new(NO_HEAD),
+            body_wait: AtomicU64::new(NO_BODY_WAIT),
             epoch: Instant::now(),
             requests: AtomicU64::new(0),
             request_started: Notify::new(),
@@ -160,10 +216,11 @@ impl Connections {
         self.counters.set_open(open.len());
     }
 
-    /// Asks the oldest connection with no request in flight to close, to make room.
-    /// Slow clients that never finish their headers count as idle: that is the point.
+    /// Asks the oldest connection that is idle or waiting for its client to close, to
+    /// make room. Slow clients that never finish their headers or bodies count: that is
+    /// the point.
     fn evict_oldest_idle(&self) {
-        if let Some(connection) = self.lock().values().find(|c| c.is_idle()) {
+        if let Some(connection) = self.lock().values().find(|c| c.evictable()) {
             connection.evict.notify_one();
         }
     }
@@ -250,12 +307,15 @@ impl Server {
                 Ok(slot) => (Some(slot), false),
                 Err(_) => {
                     tracing::debug!("connection limit reached: closing the oldest idle connection");
-                    self.connections.evict_oldest_idle();
-                    tokio::select! {
-                        slot = self.connections.slots.clone().acquire_owned() => (slot.ok(), false),
-                        // Accepted, so no longer in the backlog the next instance inherits:
-                        // it is served (its first request, as in any drain) over the limit.
-                        _ = &mut shutdown => (None, true),
+                    loop {
+                        self.connections.evict_oldest_idle();
+                        tokio::select! {
+                            slot = self.connections.slots.clone().acquire_owned() => break (slot.ok(), false),
+                            // Accepted, so no longer in the backlog the next instance inherits:
+                            // it is served (its first request, as in any drain) over the limit.
+                            _ = &mut shutdown => break (None, true),
+                            _ = tokio::time::sleep(EVICT_RETRY) => {}
+                        }
                     }
                 }
             };
@@ -319,15 +379,19 @@ impl Server {
     }
 
     async fn serve_http(self: &Arc<Self>, stream: Stream, https: bool, connection: &Arc<Connection>) {
-        let peer = Peer { ip: stream.peer().map(|a| a.ip()), https };
+        // A dual-stack socket (portico.socket's [::]:80) gives an IPv4 client as
+        // ::ffff:a.b.c.d; as that, every IPv4 client would share one IPv6 /64 in the login
+        // throttle, and the logs would not name it as its owner knows it.
+        let peer = Peer { ip: stream.peer().map(|a| a.ip().to_canonical()), https };
         let service = RequestService { connection: connection.clone(), server: self.clone(), peer };
         let io = Watched { stream, connection: connection.clone() };
         let conn = self.http.serve_connection(TokioIo::new(io), service);
         tokio::pin!(conn);
 
         let (keep_alive, header_read) = (self.keep_alive_timeout, self.header_read_timeout);
-        // The timer wakes at least this often, so a head that starts arriving between two
-        // wakes is cut off on time however the two timeouts compare.
+        // The timer wakes at least this often, so a head that starts arriving, or a body
+        // wait that starts, between two wakes is cut off on time however the two timeouts
+        // compare.
         let period = keep_alive.min(header_read);
         let timer = tokio::time::sleep(period);
         let shutdown = self.shutdown.started();
@@ -342,8 +406,8 @@ impl Server {
                     }
                     break;
                 }
-                // With no request in flight, closing loses nothing: the client is idle
-                // between requests, or too slow to finish sending one.
+                // Closing loses nothing the client sent: it is idle between requests, or
+                // too slow to finish sending one, head or body.
                 _ = &mut timer => {
                     let now = Instant::now();
                     let deadline = connection.deadline(keep_alive, header_read);
@@ -353,7 +417,7 @@ impl Server {
                     timer.as_mut().reset(deadline.map_or(now + period, |d| d.min(now + period)));
                 }
                 _ = connection.evict.notified() => {
-                    if connection.is_idle() {
+                    if connection.evictable() {
                         self.connections.counters.evicted();
                         break;
                     }
@@ -435,7 +499,10 @@ impl hyper::service::Service<hyper::Request<Incoming>> for RequestService {
         // A body without Content-Length (chunked) is cut off at the limit as it is read; the
         // extractor reading it then answers 413.
         let limit = self.server.max_body_bytes;
-        let routed = self.server.app.clone().call(request.map(|body| Body::new(Limited::new(body, limit))));
+        // Only a request with a body can keep its route waiting for the client.
+        let connection = (!http_body::Body::is_end_stream(request.body())).then(|| self.connection.clone());
+        let body = |body| Body::new(RequestBody { body: Limited::new(body, limit), connection });
+        let routed = self.server.app.clone().call(request.map(body));
         Box::pin(async move { finish(routed.await?) })
     }
 }
@@ -475,6 +542,55 @@ impl RequestService {
             return Some((StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n").into_response());
         }
         (self.server.fast_path)(request)
+    }
+}
+
+/// The request body as routes read it, telling the connection's record when the route
+/// waits for bytes the client has not sent, and when it has them; None for no body.
+struct RequestBody {
+    body: Limited<Incoming>,
+    connection: Option<Arc<Connection>>,
+}
+
+impl http_body::Body for RequestBody {
+    type Data = Bytes;
+    type Error = <Limited<Incoming> as http_body::Body>::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.body).poll_frame(cx);
+        if let Some(connection) = &this.connection {
+            match &polled {
+                Poll::Pending => connection.body_awaited(),
+                Poll::Ready(Some(Ok(_))) => connection.body_arrived(),
+                // The end, the size limit or a broken connection.
+                Poll::Ready(_) => {
+                    connection.body_done();
+                    this.connection = None;
+                }
+            }
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+/// A route that drops the body unread is done waiting for it.
+impl Drop for RequestBody {
+    fn drop(&mut self) {
+        if let Some(connection) = &self.connection {
+            connection.body_done();
+        }
     }
 }
 
@@ -568,11 +684,13 @@ mod tests {
     use std::time::Duration;
 
     use axum::Router;
-    use axum::body::Bytes;
-    use axum::routing::{get, post};
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use axum::body::{Body, Bytes};
+    use axum::routing::{MethodRouter, any, get, post};
+    use http_body_util::BodyExt;
+    use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpStream;
     use tokio::sync::Semaphore;
+    use tokio::time::{Instant, sleep, timeout};
 
     use super::{Connections, Limits, Server};
     use crate::activation::Listener;
@@ -624,6 +742,63 @@ mod tests {
         Router::new().route("/upload", post(|body: Bytes| async move { format!("{} bytes\n", body.len()) }))
     }
 
+    /// A route that holds its request in flight, its body unread, until `release` gets a
+    /// permit: (the route, `entered` that gets a permit once it has the request, release).
+    fn hold() -> (MethodRouter, Arc<Semaphore>, Arc<Semaphore>) {
+        let (entered, release) = (Arc::new(Semaphore::new(0)), Arc::new(Semaphore::new(0)));
+        let route = {
+            let (entered, release) = (entered.clone(), release.clone());
+            any(move || async move {
+                entered.add_permits(1);
+                let _ = release.acquire().await;
+                "held\n"
+            })
+        };
+        (route, entered, release)
+    }
+
+    const QUICK: &[u8] = b"GET /quick HTTP/1.1\r\nHost: device\r\n\r\n";
+    const QUICK_CLOSE: &[u8] = b"GET /quick HTTP/1.1\r\nHost: device\r\nConnection: close\r\n\r\n";
+
+    /// The head of a 100-byte upload.
+    const STALLING: &[u8] = b"POST /upload HTTP/1.1\r\nHost: device\r\nContent-Length: 100\r\n\r\n";
+
+    /// Sends the head of a 100-byte upload and `first` of its body, no more.
+    async fn stall_in_body(addr: std::net::SocketAddr, first: &[u8]) -> TcpStream {
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        stream.write_all(STALLING).await.unwrap();
+        stream.write_all(first).await.unwrap();
+        stream
+    }
+
+    /// How long until the server closes `stream`; fails the test after a minute.
+    async fn time_to_close(mut stream: impl AsyncRead + Unpin) -> Duration {
+        let started = Instant::now();
+        let mut sink = Vec::new();
+        let closed = timeout(Duration::from_secs(60), stream.read_to_end(&mut sink)).await;
+        assert!(closed.is_ok(), "still open after a minute: {}", String::from_utf8_lossy(&sink));
+        started.elapsed()
+    }
+
+    /// The length of the body's next data frame; None at its end.
+    async fn next_data(body: &mut Body) -> Option<usize> {
+        let frame = body.frame().await?.unwrap();
+        Some(frame.into_data().map_or(0, |data| data.len()))
+    }
+
+    /// One request on a kept-alive connection; its response, which ends in `last`.
+    async fn ask(stream: &mut TcpStream, request: &[u8], last: &str) -> String {
+        stream.write_all(request).await.unwrap();
+        let mut response = Vec::new();
+        while !response.ends_with(last.as_bytes()) {
+            let mut buf = [0u8; 1024];
+            let n = stream.read(&mut buf).await.unwrap();
+            assert!(n > 0, "closed mid-response: {}", String::from_utf8_lossy(&response));
+            response.extend_from_slice(&buf[..n]);
+        }
+        String::from_utf8(response).unwrap()
+    }
+
     #[tokio::test]
     async fn a_chunked_body_over_the_limit_gets_413_from_a_route_that_reads_it() {
         let running = serve(echo_length(), 8);
@@ -658,15 +833,7 @@ mod tests {
     /// answered, not dropped.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_connection_waiting_for_a_slot_is_served_when_shutdown_starts() {
-        let (entered, release) = (Arc::new(Semaphore::new(0)), Arc::new(Semaphore::new(0)));
-        let hold = {
-            let (entered, release) = (entered.clone(), release.clone());
-            get(move || async move {
-                entered.add_permits(1);
-                let _ = release.acquire().await;
-                "held\n"
-            })
-        };
+        let (hold, entered, release) = hold();
         let app = Router::new().route("/hold", hold).route("/quick", get(|| async { "quick\n" }));
         let running = serve(app, 1);
 
@@ -674,7 +841,7 @@ mod tests {
         holding.write_all(b"GET /hold HTTP/1.1\r\nHost: device\r\nConnection: close\r\n\r\n").await.unwrap();
         let _ = entered.acquire().await.unwrap();
         let mut waiting = TcpStream::connect(running.addr).await.unwrap();
-        waiting.write_all(b"GET /quick HTTP/1.1\r\nHost: device\r\nConnection: close\r\n\r\n").await.unwrap();
+        waiting.write_all(QUICK_CLOSE).await.unwrap();
         while running.counters.snapshot().connections_accepted < 2 {
             tokio::task::yield_now().await;
         }
@@ -685,5 +852,175 @@ mod tests {
         let (held, quick) = (read_all(holding).await, read_all(waiting).await);
         assert!(held.starts_with("HTTP/1.1 200") && held.ends_with("held\n"), "{held}");
         assert!(quick.starts_with("HTTP/1.1 200") && quick.ends_with("quick\n"), "{quick}");
+    }
+
+    /// A body that stops arriving, or trickles in, is cut at the header-read timeout from
+    /// when the route began waiting for it, as a head is from its first byte: progress does
+    /// not push the deadline back, or a byte every few seconds would hold a connection for
+    /// ever.
+    #[tokio::test(start_paused = true)]
+    async fn a_body_is_cut_at_the_header_read_timeout_however_it_trickles() {
+        let running = serve(echo_length(), 8);
+        // It served a request first, so the route begins to wait a while after it opened.
+        let mut stalled = TcpStream::connect(running.addr).await.unwrap();
+        let upload = b"POST /upload HTTP/1.1\r\nHost: device\r\nContent-Length: 2\r\n\r\nhi";
+        ask(&mut stalled, upload, "2 bytes\n").await;
+        sleep(LIMITS.keep_alive_timeout - Duration::from_secs(1)).await;
+        stalled.write_all(&[STALLING, b"0123456789"].concat()).await.unwrap();
+        let (reading, mut writing) = stall_in_body(running.addr, b"").await.into_split();
+        tokio::spawn(async move {
+            while writing.write_all(b"x").await.is_ok() {
+                sleep(Duration::from_secs(3)).await;
+            }
+        });
+        let (stalled, trickling) = tokio::join!(time_to_close(stalled), time_to_close(reading));
+        for took in [stalled, trickling] {
+            assert!(
+                (LIMITS.header_read_timeout..LIMITS.header_read_timeout + Duration::from_millis(100))
+                    .contains(&took),
+                "closed after {took:?}; header_read_timeout is {:?}",
+                LIMITS.header_read_timeout
+            );
+        }
+    }
+
+    /// Slow but within the timeout: answered.
+    #[tokio::test(start_paused = true)]
+    async fn a_slow_body_that_arrives_within_the_header_read_timeout_is_answered() {
+        let running = serve(echo_length(), 8);
+        let mut stream = TcpStream::connect(running.addr).await.unwrap();
+        stream
+            .write_all(
+                b"POST /upload HTTP/1.1\r\nHost: device\r\nContent-Length: 4\r\nConnection: close\r\n\r\n",
+            )
+            .await
+            .unwrap();
+        for byte in [&b"a"[..], b"b", b"c", b"d"] {
+            sleep(Duration::from_millis(2_400)).await;
+            stream.write_all(byte).await.unwrap();
+        }
+        let response = read_all(stream).await;
+        assert!(response.starts_with("HTTP/1.1 200") && response.ends_with("4 bytes\n"), "{response}");
+    }
+
+    /// A route that is busy rather than waiting for its client is not cut, however long it
+    /// takes: one that works between two reads of its body, and one that gave up waiting
+    /// for the body and answers without it.
+    #[tokio::test(start_paused = true)]
+    async fn a_route_busy_between_reads_of_its_body_or_done_with_it_is_not_cut() {
+        let work = Duration::from_secs(30);
+        let between = post(move |mut body: Body| async move {
+            let mut total = next_data(&mut body).await.unwrap_or(0);
+            sleep(work).await;
+            while let Some(n) = next_data(&mut body).await {
+                total += n;
+            }
+            format!("{total} bytes\n")
+        });
+        let gave_up = post(move |mut body: Body| async move {
+            let _ = timeout(Duration::from_secs(1), body.frame()).await;
+            drop(body);
+            sleep(work).await;
+            "gave up\n"
+        });
+        let running = serve(Router::new().route("/between", between).route("/gave-up", gave_up), 8);
+
+        let mut stream = TcpStream::connect(running.addr).await.unwrap();
+        stream
+            .write_all(
+                b"POST /between HTTP/1.1\r\nHost: device\r\nContent-Length: 20\r\nConnection: close\r\n\r\n",
+            )
+            .await
+            .unwrap();
+        sleep(Duration::from_secs(1)).await;
+        stream.write_all(b"0123456789").await.unwrap();
+        sleep(Duration::from_secs(19)).await;
+        stream.write_all(b"0123456789").await.unwrap();
+        let response = read_all(stream).await;
+        assert!(response.starts_with("HTTP/1.1 200") && response.ends_with("20 bytes\n"), "{response}");
+
+        let response = exchange(
+            running.addr,
+            b"POST /gave-up HTTP/1.1\r\nHost: device\r\nContent-Length: 20\r\nConnection: close\r\n\r\n",
+        )
+        .await;
+        assert!(response.starts_with("HTTP/1.1 200") && response.ends_with("gave up\n"), "{response}");
+    }
+
+    /// At the connection limit, a connection whose route waits for a body that is not
+    /// coming makes room as an idle one does, oldest first; one whose route is busy with
+    /// its request (here holding it, body unread) is neither evicted nor timed out.
+    #[tokio::test(start_paused = true)]
+    async fn stalled_bodies_make_room_at_the_limit_and_a_busy_route_keeps_its_connection() {
+        let (hold, entered, release) = hold();
+        let app = echo_length().route("/hold", hold).route("/quick", get(|| async { "quick\n" }));
+        let running = serve(app, 3);
+        let mut holding = TcpStream::connect(running.addr).await.unwrap();
+        holding
+            .write_all(
+                b"POST /hold HTTP/1.1\r\nHost: device\r\nContent-Length: 100\r\nConnection: close\r\n\r\n",
+            )
+            .await
+            .unwrap();
+        entered.acquire().await.unwrap().forget();
+        let stalled = [stall_in_body(running.addr, b"").await, stall_in_body(running.addr, b"01").await];
+
+        // Each kept open, so the next one needs room again: the two stalled bodies make it,
+        // then the first of these, idle by then.
+        let mut quick = Vec::new();
+        for _ in 0..3 {
+            let asked = timeout(Duration::from_secs(1), async {
+                let mut stream = TcpStream::connect(running.addr).await.unwrap();
+                let response = ask(&mut stream, QUICK, "quick\n").await;
+                (stream, response)
+            });
+            let (stream, response) = asked.await.expect("no room made beside the stalled bodies");
+            assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+            quick.push(stream);
+        }
+        for stream in stalled {
+            assert!(
+                time_to_close(stream).await < Duration::from_secs(1),
+                "a stalled body kept its connection"
+            );
+        }
+        assert!(
+            time_to_close(quick.remove(0)).await < Duration::from_secs(1),
+            "the idle one kept its connection"
+        );
+
+        sleep(Duration::from_secs(60)).await;
+        release.add_permits(1);
+        let held = read_all(holding).await;
+        assert!(held.starts_with("HTTP/1.1 200") && held.ends_with("held\n"), "{held}");
+    }
+
+    /// At the limit, the accept loop asks again for a connection to evict: one whose
+    /// request was in flight when the next client came, and is idle now, makes room then,
+    /// not when its keep-alive timeout ends.
+    #[tokio::test(start_paused = true)]
+    async fn a_connection_waiting_for_a_slot_gets_one_once_a_busy_one_goes_idle() {
+        let (hold, entered, release) = hold();
+        let app = Router::new().route("/hold", hold).route("/quick", get(|| async { "quick\n" }));
+        let running = serve(app, 1);
+        let mut holding = TcpStream::connect(running.addr).await.unwrap();
+        let holding_asked = tokio::spawn(async move {
+            let response = ask(&mut holding, b"GET /hold HTTP/1.1\r\nHost: device\r\n\r\n", "held\n").await;
+            (holding, response)
+        });
+        entered.acquire().await.unwrap().forget();
+        let waiting = tokio::spawn(exchange(running.addr, QUICK_CLOSE));
+        while running.counters.snapshot().connections_accepted < 2 {
+            tokio::task::yield_now().await;
+        }
+        release.add_permits(1);
+        let (holding, held) = holding_asked.await.unwrap();
+        assert!(held.starts_with("HTTP/1.1 200"), "{held}");
+        let started = Instant::now();
+        let quick = waiting.await.unwrap();
+        assert!(quick.starts_with("HTTP/1.1 200") && quick.ends_with("quick\n"), "{quick}");
+        let took = started.elapsed();
+        assert!(took < Duration::from_secs(1), "waited {took:?} for the idle connection to make room");
+        assert!(time_to_close(holding).await < Duration::from_secs(1), "the idle one kept its connection");
     }
 }

@@ -324,6 +324,24 @@ pub fn tcp_listener(addr: &str) -> TcpListener {
     TcpListener::bind(addr).unwrap()
 }
 
+/// An IPv6 socket that takes IPv4 too (IPV6_V6ONLY off), as a .socket unit's `[::]:80`
+/// with systemd's default BindIPv6Only=both, but on loopback: bound to 127.0.0.1 in its
+/// IPv4-mapped form, so IPv4 clients arrive as ::ffff:127.0.0.1. With the address for
+/// an IPv4 client to connect to.
+pub fn dual_stack_listener() -> (TcpListener, SocketAddr) {
+    use nix::sys::socket::{
+        AddressFamily, Backlog, SockFlag, SockType, SockaddrIn6, bind, listen, setsockopt, socket, sockopt,
+    };
+    let fd = socket(AddressFamily::Inet6, SockType::Stream, SockFlag::SOCK_CLOEXEC, None).unwrap();
+    setsockopt(&fd, sockopt::Ipv6V6Only, &false).unwrap();
+    let mapped = std::net::SocketAddrV6::new(std::net::Ipv4Addr::LOCALHOST.to_ipv6_mapped(), 0, 0, 0);
+    bind(fd.as_raw_fd(), &SockaddrIn6::from(mapped)).unwrap();
+    listen(&fd, Backlog::new(128).unwrap()).unwrap();
+    let listener = TcpListener::from(fd);
+    let port = listener.local_addr().unwrap().port();
+    (listener, SocketAddr::from(([127, 0, 0, 1], port)))
+}
+
 /// A free port on 127.0.0.1 for portico to bind itself.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
