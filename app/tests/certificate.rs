@@ -211,22 +211,30 @@ fn sigkill_during_uploads_never_leaves_a_state_that_fails_to_start() {
     let pairs = uploads();
     let mut known = vec![serves_both(&device)];
     known.extend(pairs.iter().map(|pair| pair.2.clone()));
-    let mut session = Some(Session::set_up(device.https));
+    let session = Session::set_up(device.https);
+    // The kill lands anywhere in the first few uploads of a round.
+    let started = Instant::now();
+    assert_eq!(upload(&session, &mut Client::connect(device.https), &pairs[0]).status, 303);
+    let span = started.elapsed().as_micros() as u64 * 4;
+    let mut session = Some(session);
     let mut seed = 0x9E37_79B9_7F4A_7C15u64;
     for round in 0..40 {
         let session = session.take().unwrap_or_else(|| Session::log_in(device.https));
         let (pairs, addr) = (pairs.clone(), device.https);
+        let (connected, uploading) = std::sync::mpsc::channel();
         // One kept-alive connection, uploading until portico dies under it.
         let writer = std::thread::spawn(move || {
             let mut client = Client::connect(addr);
+            connected.send(()).unwrap();
             for pair in pairs.iter().cycle().take(40) {
                 upload(&session, &mut client, pair);
             }
         });
+        uploading.recv_timeout(PATIENCE).unwrap();
         seed ^= seed << 13;
         seed ^= seed >> 7;
         seed ^= seed << 17;
-        std::thread::sleep(Duration::from_micros(seed % 30_000));
+        std::thread::sleep(Duration::from_micros(seed % span));
         device.portico.signal(Signal::SIGKILL);
         let _ = device.portico.wait_exit(PATIENCE);
         let _ = writer.join();
