@@ -3,10 +3,17 @@
 //!
 //! The certificate comes from the first of: the `tls_certificate`/`tls_key` files of the
 //! config, the systemd credentials `tls.crt`/`tls.key` (LoadCredential=, the way secrets
-//! reach a DynamicUser service), or a self-signed ECDSA P-256 certificate generated once
-//! and kept in the state directory, so the fingerprint an owner has checked stays the same
-//! across restarts, reboots and upgrades. `reload` reads it again (SIGHUP): new handshakes
-//! get the new certificate, open connections keep theirs.
+//! reach a DynamicUser service), the owner's upload (chain and key in one file of the state
+//! directory, so no crash leaves half a pair), or a self-signed ECDSA P-256 certificate
+//! generated once and kept in the state directory, so the fingerprint an owner has checked
+//! stays the same across restarts, reboots and upgrades. `reload` reads it again (SIGHUP):
+//! new handshakes get the new certificate, open connections keep theirs.
+//!
+//! At start, one that cannot be used is logged as an error and the next tried, down to the
+//! generated one: a device in the field has nobody to fix a file, and with no certificate at
+//! all it would serve neither HTTPS nor HTTP. The browser warns about the generated one
+//! anyway, and the log and /api/status say which is in use. A reload takes the first there
+//! is or keeps the one in use.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -35,7 +42,7 @@ pub struct Sources {
 pub struct Summary {
     /// SHA-256 of the certificate, as browsers show it: `AB:CD:...`.
     pub fingerprint_sha256: String,
-    /// Where it came from: "generated", "config" or "credential", and the path.
+    /// Where it came from: "config", "credential", "uploaded" or "generated", and the path.
     pub source: String,
 }
 
@@ -52,6 +59,12 @@ impl std::error::Error for TlsError {}
 
 /// What the settings page calls to install an uploaded certificate and key (PEM).
 pub type Replace = Box<dyn Fn(&[u8], &[u8]) -> Result<Summary, String> + Send + Sync>;
+
+/// The owner's upload in the state directory: chain, then key.
+const UPLOADED: &str = "uploaded.pem";
+/// The generated pair in the state directory; versions before `UPLOADED` saved an upload
+/// there too, and it loads as it did.
+const GENERATED: [&str; 2] = ["tls.crt", "tls.key"];
 
 /// The certificate in use, swapped whole on reload.
 #[derive(Debug)]
@@ -72,7 +85,7 @@ pub struct Tls {
 impl Tls {
     /// Loads (or, the first time, generates) the certificate and builds the acceptor.
     pub fn new(sources: Sources) -> Result<(Self, Summary), TlsError> {
-        let (key, summary) = load(&sources)?;
+        let (key, summary) = load(&sources, true)?;
         let current = Arc::new(Current(RwLock::new(key)));
         let mut config =
             ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
@@ -90,7 +103,8 @@ impl Tls {
     }
 
     /// Takes a certificate and key the owner uploaded, if they belong together, in place
-    /// of the generated one, and uses them from the next handshake on.
+    /// of the generated one (kept to fall back on), and uses them from the next handshake
+    /// on. What is saved, in one file, is exactly what was checked.
     pub fn replace(&self, cert: &[u8], key: &[u8]) -> Result<Summary, TlsError> {
         if self.sources.files.is_some() || self.sources.credentials.iter().any(|d| d.join("tls.crt").exists())
         {
@@ -100,42 +114,85 @@ impl Tls {
                     .into(),
             ));
         }
-        certified_key_from_pem(cert, key, "the uploaded certificate", "the uploaded key")?;
+        let pair = [cert, b"\n", key].concat();
+        certified_key_from_pem(&pair, &pair, "the uploaded certificate", "the uploaded key")?;
         let dir = &self.sources.state_directory;
-        let failed =
-            |e: std::io::Error| TlsError(format!("cannot keep the certificate in {}: {e}", dir.display()));
-        crate::state::write_atomically(&dir.join("tls.key"), key, 0o600).map_err(failed)?;
-        crate::state::write_atomically(&dir.join("tls.crt"), cert, 0o644).map_err(failed)?;
+        crate::state::write_atomically(&dir.join(UPLOADED), &pair, 0o600)
+            .map_err(|e| TlsError(format!("cannot keep the certificate in {}: {e}", dir.display())))?;
         self.reload()
     }
 
     /// Reads the certificate again; on failure the one in use stays.
     pub fn reload(&self) -> Result<Summary, TlsError> {
-        let (key, summary) = load(&self.sources)?;
+        let (key, summary) = load(&self.sources, false)?;
         *self.current.0.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = key;
         Ok(summary)
     }
 }
 
-fn load(sources: &Sources) -> Result<(Arc<CertifiedKey>, Summary), TlsError> {
-    let credential = |name| sources.credentials.as_ref().map(|dir| dir.join(name)).filter(|p| p.exists());
-    let (cert, key, source) = if let Some((cert, key)) = &sources.files {
-        (cert.clone(), key.clone(), "config")
-    } else if let (Some(cert), Some(key)) = (credential("tls.crt"), credential("tls.key")) {
-        (cert, key, "credential")
-    } else {
-        let (cert, key) = (sources.state_directory.join("tls.crt"), sources.state_directory.join("tls.key"));
-        if !cert.exists() || !key.exists() {
-            generate(&sources.state_directory, &cert, &key)?;
+/// The certificates there are, best first: (source, certificate, key); an upload is one
+/// file holding both.
+fn candidates(sources: &Sources) -> Vec<(&'static str, PathBuf, PathBuf)> {
+    let pair = |dir: &Path, [cert, key]: [&str; 2]| (dir.join(cert), dir.join(key));
+    let mut found = Vec::new();
+    if let Some((cert, key)) = &sources.files {
+        found.push(("config", cert.clone(), key.clone()));
+    }
+    if let Some((cert, key)) = sources.credentials.as_deref().map(|dir| pair(dir, GENERATED)) {
+        if cert.exists() && key.exists() {
+            found.push(("credential", cert, key));
         }
-        (cert, key, "generated")
+    }
+    let state = &sources.state_directory;
+    if state.join(UPLOADED).exists() {
+        found.push(("uploaded", state.join(UPLOADED), state.join(UPLOADED)));
+    }
+    let (cert, key) = pair(state, GENERATED);
+    if cert.exists() && key.exists() {
+        found.push(("generated", cert, key));
+    }
+    found
+}
+
+/// The first certificate that can be used; with `fall_back` (at start) one that cannot is
+/// logged and the next tried, else (on reload) it is the error. With none, a new one is
+/// generated.
+fn load(sources: &Sources, fall_back: bool) -> Result<(Arc<CertifiedKey>, Summary), TlsError> {
+    let summarize = |certified: CertifiedKey, source: &str, cert: &Path| {
+        let fingerprint_sha256 = fingerprint(&certified.cert[0]);
+        (
+            Arc::new(certified),
+            Summary { fingerprint_sha256, source: format!("{source} ({})", cert.display()) },
+        )
     };
-    let certified = certified_key(&cert, &key)?;
-    let summary = Summary {
-        fingerprint_sha256: fingerprint(&certified.cert[0]),
-        source: format!("{source} ({})", cert.display()),
-    };
-    Ok((Arc::new(certified), summary))
+    for (source, cert, key) in candidates(sources) {
+        match certified_key(&cert, &key) {
+            Ok(certified) => return Ok(summarize(certified, source, &cert)),
+            Err(e) if fall_back => tracing::error!(
+                "cannot use the {source} HTTPS certificate: {e}. {} Meanwhile portico uses the next \
+                 certificate there is.",
+                remedy(source)
+            ),
+            Err(e) => return Err(e),
+        }
+    }
+    let dir = &sources.state_directory;
+    let [cert, key] = GENERATED.map(|name| dir.join(name));
+    generate(dir, &cert, &key)?;
+    Ok(summarize(certified_key(&cert, &key)?, "generated", &cert))
+}
+
+/// What the owner or the device maker does about a certificate that cannot be used.
+fn remedy(source: &str) -> &'static str {
+    match source {
+        "config" => "Fix tls_certificate and tls_key in the config, then run `systemctl reload portico`.",
+        "credential" => "Fix the credentials tls.crt and tls.key (LoadCredential=), then restart portico.",
+        "uploaded" => "Upload the certificate and key again on https://<this device>/settings.",
+        _ => {
+            "It is set aside as *.unusable and a new one generated (a new fingerprint); if it was an \
+              uploaded one, upload it again on https://<this device>/settings."
+        }
+    }
 }
 
 /// Reads a PEM certificate chain and key and checks that they belong together.
@@ -173,7 +230,7 @@ fn certified_key_from_pem(
 }
 
 /// A self-signed ECDSA P-256 certificate for this device's hostname, written atomically
-/// (the key readable by portico alone).
+/// (the key readable by portico alone). What was there before is set aside, not lost.
 fn generate(dir: &Path, cert_path: &Path, key_path: &Path) -> Result<(), TlsError> {
     use std::os::unix::fs::DirBuilderExt;
     let hostname = nix::unistd::gethostname()
@@ -201,6 +258,10 @@ fn generate(dir: &Path, cert_path: &Path, key_path: &Path) -> Result<(), TlsErro
         ))
     };
     std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(|e| write_failed(dir, e))?;
+    for path in [cert_path, key_path].into_iter().filter(|path| path.exists()) {
+        let aside = PathBuf::from(format!("{}.unusable", path.display()));
+        std::fs::rename(path, &aside).map_err(|e| write_failed(&aside, e))?;
+    }
     crate::state::write_atomically(key_path, key.serialize_pem().as_bytes(), 0o600)
         .map_err(|e| write_failed(key_path, e))?;
     crate::state::write_atomically(cert_path, cert.pem().as_bytes(), 0o644)

@@ -9,7 +9,7 @@ mod common;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::tls::Client;
@@ -81,15 +81,6 @@ fn the_generated_certificate_is_kept_across_restarts_with_a_private_key() {
     assert_eq!(key_mode & 0o777, 0o600, "the key is readable by portico alone");
 }
 
-/// A certificate pair that portico generated in a state directory of its own.
-fn certificate_pair() -> (PathBuf, PathBuf, String) {
-    let state = state_directory();
-    let device = start(&state, &[], &[]);
-    let fingerprint = api_fingerprint(&device);
-    drop(device);
-    (state.join("tls.crt"), state.join("tls.key"), fingerprint)
-}
-
 #[test]
 fn a_certificate_from_the_config_is_used() {
     let (cert, key, fingerprint) = certificate_pair();
@@ -112,22 +103,6 @@ fn a_certificate_from_a_systemd_credential_is_used() {
     }
     let device = start(&state_directory(), &[], &[("CREDENTIALS_DIRECTORY", credentials.to_str().unwrap())]);
     assert_eq!(Client::connect(device.https).fingerprint, fingerprint);
-}
-
-#[test]
-fn a_key_that_is_not_the_certificates_is_refused_at_start() {
-    let (cert, _, _) = certificate_pair();
-    let (_, other_key, _) = certificate_pair();
-    let ((http, _), (https, _)) = (listener(), listener());
-    let (code, stderr) = Portico::start()
-        .fd(http)
-        .fd(https)
-        .names("http:https")
-        .args(&["--tls-certificate", cert.to_str().unwrap(), "--tls-key", other_key.to_str().unwrap()])
-        .spawn()
-        .failure();
-    assert_eq!(code, SETUP_ERROR, "{stderr}");
-    assert!(stderr.contains("do not belong together"), "{stderr}");
 }
 
 #[test]

@@ -239,6 +239,17 @@ pub fn both_sockets(state: &Path) -> (Start, SocketAddr, SocketAddr) {
     (start, http_addr, https_addr)
 }
 
+/// A certificate and key that portico generated in a state directory of its own:
+/// (certificate, key, the certificate's fingerprint).
+pub fn certificate_pair() -> (PathBuf, PathBuf, String) {
+    let state = state_directory();
+    let (start, http, _) = both_sockets(&state);
+    let _portico = start.spawn();
+    let status = api_status(http);
+    let fingerprint = status["certificate"]["fingerprint_sha256"].as_str().unwrap().to_owned();
+    (state.join("tls.crt"), state.join("tls.key"), fingerprint)
+}
+
 impl Portico {
     pub fn start() -> Start {
         Start::default()
@@ -603,5 +614,92 @@ pub mod tls {
     pub fn fingerprint(der: &[u8]) -> String {
         let digest = ring::digest::digest(&ring::digest::SHA256, der);
         digest.as_ref().iter().map(|b| format!("{b:02X}")).collect::<Vec<_>>().join(":")
+    }
+}
+
+/// The owner's login for tests that change settings (owner.rs tests the login itself):
+/// the device is set up with a code the test provisions as the systemd credential
+/// `setup-code`, as a device maker would, so no log line has to be parsed.
+pub mod owner {
+    use std::net::SocketAddr;
+    use std::path::PathBuf;
+
+    use super::tls::Client;
+
+    pub const SETUP_CODE: &str = "7K3M-QX2D-9RHT-W4NB";
+    pub const PASSWORD: &str = "correct horse battery staple";
+
+    /// A credentials directory holding `setup-code`: pass it as CREDENTIALS_DIRECTORY.
+    pub fn credentials() -> PathBuf {
+        let dir = super::scratch_path("credentials");
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::write(dir.join("setup-code"), SETUP_CODE).unwrap();
+        super::give_to_portico(&dir.join("setup-code"));
+        dir
+    }
+
+    /// Form encoding (application/x-www-form-urlencoded).
+    pub fn form(fields: &[(&str, &str)]) -> String {
+        let escape = |s: &str| -> String {
+            s.bytes()
+                .map(|b| match b {
+                    b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+                    _ => format!("%{b:02X}"),
+                })
+                .collect()
+        };
+        fields.iter().map(|(k, v)| format!("{}={}", escape(k), escape(v))).collect::<Vec<_>>().join("&")
+    }
+
+    /// A logged-in owner: the session cookie and the settings page's form token.
+    pub struct Session {
+        cookie: String,
+        csrf: String,
+    }
+
+    impl Session {
+        /// Sets the owner's password with the provisioned code: the session set-up opens.
+        pub fn set_up(addr: SocketAddr) -> Session {
+            Session::open(
+                addr,
+                "/setup",
+                &[("code", SETUP_CODE), ("password", PASSWORD), ("again", PASSWORD)],
+            )
+        }
+
+        /// Logs in as the owner set up before.
+        pub fn log_in(addr: SocketAddr) -> Session {
+            Session::open(addr, "/login", &[("password", PASSWORD)])
+        }
+
+        fn open(addr: SocketAddr, path: &str, fields: &[(&str, &str)]) -> Session {
+            let done = post(&mut Client::connect(addr), path, "", fields);
+            assert_eq!(done.status, 303, "{path}: {}{}", done.head, done.body);
+            let cookie = done
+                .head
+                .lines()
+                .find_map(|l| l.to_ascii_lowercase().starts_with("set-cookie:").then(|| &l[11..]))
+                .and_then(|v| v.trim().split(';').next())
+                .unwrap_or_else(|| panic!("{path} set no cookie: {}", done.head))
+                .to_owned();
+            let page =
+                Client::connect(addr).request("GET", "/settings", &format!("Cookie: {cookie}\r\n"), "");
+            let at = page.body.find("name=\"csrf\" value=\"").expect("the settings page's form token") + 19;
+            Session { csrf: page.body[at..at + 32].to_owned(), cookie }
+        }
+
+        /// Posts a settings form on `client`, which may be kept alive across posts.
+        pub fn post(&self, client: &mut Client, path: &str, fields: &[(&str, &str)]) -> super::Response {
+            let mut fields = fields.to_vec();
+            fields.push(("csrf", &self.csrf));
+            post(client, path, &format!("Cookie: {}\r\n", self.cookie), &fields)
+        }
+    }
+
+    /// A form posted as a page of the device posts it.
+    fn post(client: &mut Client, path: &str, headers: &str, fields: &[(&str, &str)]) -> super::Response {
+        let headers =
+            format!("{headers}Origin: https://device\r\nContent-Type: application/x-www-form-urlencoded\r\n");
+        client.request("POST", path, &headers, &form(fields))
     }
 }
