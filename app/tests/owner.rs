@@ -162,7 +162,12 @@ fn set_up_takes_the_right_code_once() {
     let again = other.set_up(&code, "another long passphrase here");
     assert_eq!(header(&again, "location"), Some("/login"), "the code is spent");
     assert_eq!(other.log_in("another long passphrase here").status, 403);
-    assert!(std::fs::read_to_string(state.join("owner.json")).unwrap().contains("$argon2id$"));
+    // argon2id at OWASP's minimum: 19 MiB, 2 passes, 1 lane.
+    assert!(
+        std::fs::read_to_string(state.join("owner.json"))
+            .unwrap()
+            .contains("$argon2id$v=19$m=19456,t=2,p=1$")
+    );
 }
 
 #[test]
