@@ -283,63 +283,69 @@ impl Auth {
     /// Reads the owner's state; on a first start, or while set-up is pending, makes a
     /// set-up code: the provisioned one if the device has one, else a fresh random one.
     /// A damaged file is kept aside, and set-up then takes only a code from the journal:
-    /// whoever damaged the file may have read the label.
-    pub fn open(
-        store: Store,
-        provisioned: Option<String>,
-        lifetimes: Lifetimes,
-    ) -> Result<(Self, Opened), AuthError> {
-        let random = SystemRandom::new();
-        let lock = store.lock().map_err(storage)?;
-        let (owner, unreadable) = match store.load() {
-            Loaded::Owner(owner) => (owner, None),
-            Loaded::Missing => (Owner { status_public: true, ..Owner::default() }, None),
+    /// whoever damaged the file may have read the label. State that cannot be read or
+    /// written (an I/O error, a read-only or unwritable directory) is left as it is: the
+    /// owner's pages say what is wrong and each request tries again, while the rest of
+    /// the device serves on.
+    pub fn open(store: Store, provisioned: Option<String>, lifetimes: Lifetimes) -> (Self, Opened) {
+        let auth = Auth {
+            owner: Mutex::new(Cached { owner: Owner::default(), stamp: None, unreadable: None }),
+            store,
+            lifetimes,
+            sessions: Mutex::new(HashMap::new()),
+            throttle: Mutex::new(Throttle::default()),
+            memory: tokio::sync::Mutex::new(Vec::new()),
+            random: SystemRandom::new(),
+        };
+        match auth.first_look(provisioned) {
+            Ok(opened) => (auth, opened),
+            Err(e) => {
+                let why = match e {
+                    AuthError::Storage(why) => why,
+                    other => other.to_string(),
+                };
+                lock(&auth.owner).unreadable = Some(why.clone());
+                (auth, Opened::Unreadable(why))
+            }
+        }
+    }
+
+    fn first_look(&self, provisioned: Option<String>) -> Result<Opened, AuthError> {
+        let held = self.store.lock().map_err(storage)?;
+        let owner = match self.store.load() {
+            Loaded::Owner(owner) => owner,
+            Loaded::Missing => Owner { status_public: true, ..Owner::default() },
             Loaded::Damaged(why) => {
-                let aside = store.set_aside(&lock).map_err(storage)?;
+                let aside = self.store.set_aside(&held).map_err(storage)?;
                 tracing::warn!(
                     "the owner's state is damaged ({why}); kept as {}: the device needs setting up \
                      again, with the new code this log gives (the label's code is not taken), and \
                      its status page is private until then",
                     aside.display()
                 );
-                let owner =
-                    Owner { generation: unknown_generation(), local_code_only: true, ..Owner::default() };
-                (owner, None)
+                Owner { generation: unknown_generation(), local_code_only: true, ..Owner::default() }
             }
-            Loaded::Unreadable(why) => (Owner::default(), Some(why)),
+            Loaded::Unreadable(why) => return Err(AuthError::Storage(why)),
         };
-        let stamp = store.stamp();
-        let auth = Auth {
-            owner: Mutex::new(Cached { owner: owner.clone(), stamp, unreadable: unreadable.clone() }),
-            store,
-            lifetimes,
-            sessions: Mutex::new(HashMap::new()),
-            throttle: Mutex::new(Throttle::default()),
-            memory: tokio::sync::Mutex::new(Vec::new()),
-            random,
-        };
-        if let Some(why) = unreadable {
-            return Ok((auth, Opened::Unreadable(why)));
-        }
+        *lock(&self.owner) = Cached { owner: owner.clone(), stamp: self.store.stamp(), unreadable: None };
         if owner.password.is_some() {
-            return Ok((auth, Opened::Owned));
+            return Ok(Opened::Owned);
         }
         if owner.keep_code && owner.setup_code.is_some() {
-            return Ok((auth, Opened::Reset));
+            return Ok(Opened::Reset);
         }
         // Only a code's hash is kept, so a generated one is made anew at each start until
         // it is used: the newest journal entry always has the code that works.
         let (code, opened) = match provisioned.filter(|_| !owner.local_code_only) {
             Some(code) => (code, Opened::Provisioned),
             None => {
-                let code = setup_code(&auth.random);
+                let code = setup_code(&self.random);
                 (code.clone(), Opened::Code(code))
             }
         };
-        let hash = hash_with(&auth.random, &mut Vec::new(), &normalise_code(&code))?;
-        let pending = Owner { setup_code: Some(hash), keep_code: false, ..owner };
-        auth.save(pending, &lock)?;
-        Ok((auth, opened))
+        let hash = hash_with(&self.random, &mut Vec::new(), &normalise_code(&code))?;
+        self.save(Owner { setup_code: Some(hash), keep_code: false, ..owner }, &held)?;
+        Ok(opened)
     }
 
     fn save(&self, owner: Owner, lock: &crate::state::Lock) -> Result<(), AuthError> {

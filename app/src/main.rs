@@ -258,8 +258,7 @@ impl Https {
 fn open_owner(config: &Config) -> Result<auth::Auth, Box<dyn Error>> {
     let provisioned = credential("setup-code")?;
     let lifetimes = auth::Lifetimes { idle: config.session_idle_timeout, absolute: config.session_lifetime };
-    let (auth, opened) =
-        auth::Auth::open(state::Store::new(&config.state_directory), provisioned, lifetimes)?;
+    let (auth, opened) = auth::Auth::open(state::Store::new(&config.state_directory), provisioned, lifetimes);
     match opened {
         auth::Opened::Owned => {}
         auth::Opened::Code(code) => tracing::warn!(
@@ -271,8 +270,8 @@ fn open_owner(config: &Config) -> Result<auth::Auth, Box<dyn Error>> {
              `portico reset-owner` printed"
         ),
         auth::Opened::Unreadable(why) => tracing::error!(
-            "the owner's state cannot be read ({why}): it is left as it is, the owner's pages say \
-             so and the status page is private until it can be read (portico tries again at each request)"
+            "the owner's state cannot be read or kept ({why}): it is left as it is, the owner's pages \
+             say so and the status page is private until it can be (portico tries again at each request)"
         ),
         auth::Opened::Provisioned => tracing::warn!(
             "this device has no owner yet: open https://<this device>/setup with the set-up code \

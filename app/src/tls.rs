@@ -178,8 +178,17 @@ fn load(sources: &Sources, fall_back: bool) -> Result<(Arc<CertifiedKey>, Summar
     }
     let dir = &sources.state_directory;
     let [cert, key] = GENERATED.map(|name| dir.join(name));
-    generate(dir, &cert, &key)?;
-    Ok(summarize(certified_key(&cert, &key)?, "generated", &cert))
+    let (cert_pem, key_pem) = self_signed()?;
+    match keep(dir, &cert, &key, &cert_pem, &key_pem) {
+        Ok(()) => {}
+        Err(e) if fall_back => tracing::error!(
+            "{e}. Meanwhile portico serves HTTPS with a certificate made for this run only: a new \
+             fingerprint at each start until it can be kept"
+        ),
+        Err(e) => return Err(e),
+    }
+    let certified = certified_key_from_pem(cert_pem.as_bytes(), key_pem.as_bytes(), "generated", "its key")?;
+    Ok(summarize(certified, "generated", &cert))
 }
 
 /// What the owner or the device maker does about a certificate that cannot be used.
@@ -229,10 +238,8 @@ fn certified_key_from_pem(
     Ok(certified)
 }
 
-/// A self-signed ECDSA P-256 certificate for this device's hostname, written atomically
-/// (the key readable by portico alone). What was there before is set aside, not lost.
-fn generate(dir: &Path, cert_path: &Path, key_path: &Path) -> Result<(), TlsError> {
-    use std::os::unix::fs::DirBuilderExt;
+/// A self-signed ECDSA P-256 certificate for this device's hostname, and its key (PEM).
+fn self_signed() -> Result<(String, String), TlsError> {
     let hostname = nix::unistd::gethostname()
         .ok()
         .and_then(|h| h.into_string().ok())
@@ -248,7 +255,13 @@ fn generate(dir: &Path, cert_path: &Path, key_path: &Path) -> Result<(), TlsErro
     params.not_before = rcgen::date_time_ymd(1970, 1, 1);
     params.not_after = rcgen::date_time_ymd(9999, 12, 31);
     let cert = params.self_signed(&key).map_err(failed)?;
+    Ok((cert.pem(), key.serialize_pem()))
+}
 
+/// Keeps a generated pair in the state directory, written atomically (the key readable by
+/// portico alone). What was there before is set aside, not lost.
+fn keep(dir: &Path, cert_path: &Path, key_path: &Path, cert: &str, key: &str) -> Result<(), TlsError> {
+    use std::os::unix::fs::DirBuilderExt;
     let write_failed = |path: &Path, e: std::io::Error| {
         TlsError(format!(
             "cannot write {}: {e}. portico keeps its generated certificate in its state \
@@ -262,9 +275,8 @@ fn generate(dir: &Path, cert_path: &Path, key_path: &Path) -> Result<(), TlsErro
         let aside = PathBuf::from(format!("{}.unusable", path.display()));
         std::fs::rename(path, &aside).map_err(|e| write_failed(&aside, e))?;
     }
-    crate::state::write_atomically(key_path, key.serialize_pem().as_bytes(), 0o600)
-        .map_err(|e| write_failed(key_path, e))?;
-    crate::state::write_atomically(cert_path, cert.pem().as_bytes(), 0o644)
+    crate::state::write_atomically(key_path, key.as_bytes(), 0o600).map_err(|e| write_failed(key_path, e))?;
+    crate::state::write_atomically(cert_path, cert.as_bytes(), 0o644)
         .map_err(|e| write_failed(cert_path, e))?;
     tracing::info!("generated a self-signed certificate in {}", dir.display());
     Ok(())

@@ -446,6 +446,22 @@ fn an_unreadable_state_file_is_left_alone_and_port_80_still_serves() {
     assert_eq!(device.browser().log_in(PASSWORD).status, 303);
 }
 
+/// A state directory that cannot be made (here: under a file) is no reason to stop serving:
+/// port 80 and 443 answer, and the owner's pages say what is wrong.
+#[test]
+fn a_state_directory_that_cannot_be_made_keeps_nothing_from_serving() {
+    let blocker = state_directory();
+    std::fs::create_dir_all(&blocker).unwrap();
+    std::fs::write(blocker.join("file"), "not a directory\n").unwrap();
+    let state = blocker.join("file").join("state");
+    let device = start(&state, &[]);
+    assert_eq!(get(device.http, "/healthz").status, 200);
+    let refused = device.browser().log_in(PASSWORD);
+    assert_eq!(refused.status, 500, "{}", refused.body);
+    assert!(refused.body.contains("Not a directory"), "{}", refused.body);
+    assert!(device.portico.stderr().contains("cannot be read or kept"), "{}", device.portico.stderr());
+}
+
 /// `portico reset-owner` is run by root in a directory the service's user owns: a link
 /// that user planted where the old code put its temporary file must not be followed.
 #[test]

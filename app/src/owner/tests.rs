@@ -51,7 +51,7 @@ fn device() -> (Device, String) {
 
 fn device_in(dir: PathBuf, provisioned: Option<&str>) -> (Device, String) {
     let lifetimes = Lifetimes { idle: IDLE, absolute: LIFETIME };
-    let (auth, opened) = Auth::open(Store::new(&dir), provisioned.map(str::to_owned), lifetimes).unwrap();
+    let (auth, opened) = Auth::open(Store::new(&dir), provisioned.map(str::to_owned), lifetimes);
     let code = match opened {
         Opened::Code(code) => code,
         Opened::Provisioned => provisioned.unwrap().to_owned(),
