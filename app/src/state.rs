@@ -93,10 +93,8 @@ impl Store {
         use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
         let dir = self.path.parent().unwrap_or(Path::new("."));
         std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
-        let dir = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(nix::libc::O_DIRECTORY | nix::libc::O_NOFOLLOW)
-            .open(dir)?;
+        // Followed if a link: under DynamicUser= /var/lib/portico is one, to private/portico.
+        let dir = std::fs::OpenOptions::new().read(true).custom_flags(nix::libc::O_DIRECTORY).open(dir)?;
         nix::fcntl::Flock::lock(dir, nix::fcntl::FlockArg::LockExclusive)
             .map(|held| Lock { _held: held })
             .map_err(|(_, errno)| errno.into())
