@@ -204,12 +204,15 @@ fn remedy(source: &str) -> &'static str {
     }
 }
 
-/// Reads a PEM certificate chain and key and checks that they belong together.
+/// Reads a PEM certificate chain and key and checks that they belong together; one file
+/// holding both is read once, so a save landing in between cannot mix two.
 fn certified_key(cert: &Path, key: &Path) -> Result<CertifiedKey, TlsError> {
     let read = |path: &Path| {
         std::fs::read(path).map_err(|e| TlsError(format!("cannot read {}: {e}", path.display())))
     };
-    certified_key_from_pem(&read(cert)?, &read(key)?, &cert.display().to_string(), &key.display().to_string())
+    let cert_pem = read(cert)?;
+    let key_pem = if key == cert { cert_pem.clone() } else { read(key)? };
+    certified_key_from_pem(&cert_pem, &key_pem, &cert.display().to_string(), &key.display().to_string())
 }
 
 /// Parses a PEM chain and key, named in errors as `cert_name` and `key_name`.
@@ -272,7 +275,9 @@ fn keep(dir: &Path, cert_path: &Path, key_path: &Path, cert: &str, key: &str) ->
     };
     std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(|e| write_failed(dir, e))?;
     for path in [cert_path, key_path].into_iter().filter(|path| path.exists()) {
-        let aside = PathBuf::from(format!("{}.unusable", path.display()));
+        let mut aside = path.as_os_str().to_owned();
+        aside.push(".unusable");
+        let aside = PathBuf::from(aside);
         std::fs::rename(path, &aside).map_err(|e| write_failed(&aside, e))?;
     }
     crate::state::write_atomically(key_path, key.as_bytes(), 0o600).map_err(|e| write_failed(key_path, e))?;

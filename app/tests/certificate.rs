@@ -112,6 +112,20 @@ fn a_pair_left_half_replaced_by_an_interrupted_old_upload_does_not_stop_portico(
     assert_eq!(again.errors(), Vec::<String>::new());
 }
 
+/// An earlier portico saved the owner's upload over the generated pair, as two files: after
+/// an upgrade it is still the one in use.
+#[test]
+fn an_upload_saved_by_an_earlier_version_still_loads() {
+    let state = state_directory();
+    drop(start(&state, &[], &[]));
+    let (cert, key, fingerprint) = certificate_pair();
+    std::fs::copy(cert, state.join("tls.crt")).unwrap();
+    std::fs::copy(key, state.join("tls.key")).unwrap();
+    let device = start(&state, &[], &[]);
+    assert_eq!(serves_both(&device), fingerprint);
+    assert_eq!(device.errors(), Vec::<String>::new());
+}
+
 /// The config's certificate is the device maker's, and a device in the field has nobody to
 /// fix it: portico says what is wrong at every start and serves with the generated one.
 /// A reload keeps the certificate in use while the file is still broken, and takes it once
