@@ -702,3 +702,18 @@ async fn the_owners_update_choices_are_written_for_the_updater() {
         device.post("/settings/updates", OWNER, None, &[("action", "install"), ("csrf", &csrf)]).await;
     assert_eq!(outsider.status, StatusCode::FORBIDDEN, "a login is needed");
 }
+
+/// Under DynamicUser= the state directory systemd names, /var/lib/portico, is a link to
+/// private/portico: the owner's state is kept through it.
+#[tokio::test(start_paused = true)]
+async fn a_state_directory_reached_through_a_link_keeps_the_owner() {
+    let real = state_directory();
+    std::fs::create_dir_all(&real).unwrap();
+    let link = real.with_extension("link");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    let (device, code) = device_in(link.clone(), None);
+    let form = [("code", code.as_str()), ("password", PASSWORD), ("again", PASSWORD)];
+    assert_eq!(device.post("/setup", OWNER, None, &form).await.status, StatusCode::SEE_OTHER);
+    assert!(real.join("owner.json").is_file());
+    std::fs::remove_file(&link).unwrap();
+}
