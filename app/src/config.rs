@@ -197,7 +197,7 @@ const KEYS: &[Key] = &[
         name: "state_directory",
         value: "PATH",
         default: DEFAULT_STATE_DIRECTORY,
-        help: "where the generated certificate is kept; under systemd, $STATE_DIRECTORY",
+        help: "where the owner's login and settings and the certificates are kept; under systemd, $STATE_DIRECTORY",
         set: |c, v| {
             c.state_directory =
                 nonempty(v.text()?).map(PathBuf::from).ok_or("expected a directory, found \"\"")?;
