@@ -28,7 +28,8 @@
 //! passes, as NIST asks that nothing beyond the list be refused.
 //!
 //! The lookup allocates one small table of flags per call and searches the front-coded list
-//! in place: a binary search over its block heads, then a walk of one block.
+//! in place: a binary search over its block heads, then a walk of one block; a core no
+//! entry starts with ends the search for longer ones.
 
 /// The list: an ASCII header, then the entries sorted by bytes and front-coded (each is a
 /// byte 0x80 + the length it shares with the entry before, then the rest of its bytes;
@@ -92,7 +93,15 @@ fn dressed_core_at(bytes: &[u8], start: usize, flags: &[u8]) -> bool {
         letters |= bytes[end - 1].is_ascii_alphabetic();
         let kind = if letters { ANY } else { PLAIN };
         let core = &bytes[start..end];
-        if end - start < MIN_CORE || flags[start] & kind == 0 || !listed(core, letters) {
+        if end - start < MIN_CORE {
+            continue;
+        }
+        let found = listed(core, letters);
+        // A longer core is folded if this one is, or once it takes a letter.
+        if found == Found::No && (letters || listed(core, true) == Found::No) {
+            break;
+        }
+        if found != Found::Exactly || flags[start] & kind == 0 {
             continue;
         }
         // A copy may follow at once or, after a common password with letters, past filler.
@@ -172,24 +181,35 @@ fn fold(byte: u8, one: u8) -> u8 {
     }
 }
 
-/// Whether `core` is on the list: folded if it has `letters`, as it is if not.
-fn listed(core: &[u8], letters: bool) -> bool {
+/// Where a key stands in the list; a key no entry starts with ends the search for longer
+/// ones.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+enum Found {
+    No,
+    Prefix,
+    Exactly,
+}
+
+/// Where `core` stands in the list: folded if it has `letters`, as it is if not.
+fn listed(core: &[u8], letters: bool) -> Found {
     let mut key = [0u8; MAX_ENTRY];
     let key = &mut key[..core.len()];
     if !letters {
         key.copy_from_slice(core);
-        return contains(key);
+        return find(key);
     }
     let ambiguous = core.iter().any(|b| matches!(b, b'1' | b'!' | b'|'));
     let readings: &[u8] = if ambiguous { b"il" } else { b"i" };
-    readings.iter().any(|&one| {
+    let mut best = Found::No;
+    for &one in readings {
         key.iter_mut().zip(core).for_each(|(k, b)| *k = fold(*b, one));
-        contains(key)
-    })
+        best = best.max(find(key));
+    }
+    best
 }
 
-/// Whether the list holds `key` exactly.
-fn contains(key: &[u8]) -> bool {
+/// Where `key` stands in the list.
+fn find(key: &[u8]) -> Found {
     let entries = entries_body();
     // The last block head whose entry is at most `key` lies in [low, high).
     let (mut low, mut high) = (0, entries.len());
@@ -207,11 +227,12 @@ fn contains(key: &[u8]) -> bool {
     while let Some(entry) = block.next_entry() {
         match entry.cmp(key) {
             std::cmp::Ordering::Less => continue,
-            std::cmp::Ordering::Equal => return true,
-            std::cmp::Ordering::Greater => return false,
+            std::cmp::Ordering::Equal => return Found::Exactly,
+            std::cmp::Ordering::Greater if entry.starts_with(key) => return Found::Prefix,
+            std::cmp::Ordering::Greater => return Found::No,
         }
     }
-    false
+    Found::No
 }
 
 /// The list past its header.
@@ -303,7 +324,9 @@ mod tests {
     fn every_entry_is_found_and_sampled_ones_are_refused() {
         let entries = all_entries();
         for entry in &entries {
-            assert!(contains(entry), "{:?} is in the list but not found", String::from_utf8_lossy(entry));
+            assert_eq!(find(entry), Found::Exactly, "{:?} is in the list", String::from_utf8_lossy(entry));
+            let shorter = &entry[..entry.len() - 1];
+            assert_ne!(find(shorter), Found::No, "{:?} starts an entry", String::from_utf8_lossy(shorter));
         }
         for entry in entries.iter().step_by(entries.len() / 20).take(20) {
             let entry = std::str::from_utf8(entry).unwrap();
@@ -320,11 +343,16 @@ mod tests {
             let mut longer = entry.clone();
             longer.push(b'~');
             let shorter = &entry[..entry.len() - 1];
-            assert!(!contains(&longer), "{longer:?} found");
-            assert!(!contains(shorter) || entries.iter().any(|e| e == shorter), "{shorter:?} found");
+            assert_ne!(find(&longer), Found::Exactly, "{longer:?} found");
+            assert!(
+                find(shorter) != Found::Exactly || entries.iter().any(|e| e == shorter),
+                "{shorter:?} found"
+            );
         }
-        assert!(!contains(b""));
-        assert!(!contains(&[0xff; MAX_ENTRY]));
+        assert_ne!(find(b""), Found::Exactly);
+        assert_eq!(find(&[0xff; MAX_ENTRY]), Found::No);
+        assert_eq!(find(b"zzzzzzzzzzzzz"), Found::No, "past the last entry");
+        assert_eq!(find(b"\x01"), Found::No, "before the first entry");
     }
 
     #[test]
