@@ -375,6 +375,7 @@ mod tests {
         ("iloveyou2024!!!!", true, "a common one with a year and symbols after it"),
         ("p@ssw0rd12345678", true, "leet of a common one, digits after it"),
         ("P4$$W0RD!!!!!!!!", true, "leet in capitals, symbols after it"),
+        ("8453ball 1234567", true, "leet: digits alone until the first letter"),
         ("he11o he11o he11o", true, "leet with 1 for l, repeated with spaces"),
         ("passwordpassword", true, "a common one repeated"),
         ("monkey1monkey1monkey1", true, "a common one repeated with digits between"),
