@@ -8,6 +8,9 @@
 mod activation;
 #[cfg(feature = "tls")]
 mod auth;
+// Tests only until auth.rs's check_password calls it (then `feature = "tls"` alone).
+#[cfg(all(feature = "tls", test))]
+mod common_passwords;
 mod config;
 #[cfg(feature = "example-page")]
 mod example_page;
