@@ -705,25 +705,6 @@ fn normalise_code(code: &str) -> String {
         .collect()
 }
 
-/// Common passwords long enough to pass the length rule; shorter ones fail it anyway.
-const COMMON: &[&str] = &[
-    "passwordpassword",
-    "password12345678",
-    "123456789012345",
-    "1234567890123456",
-    "qwertyuiopasdfgh",
-    "qwertyuiopasdfghjkl",
-    "1q2w3e4r5t6y7u8i",
-    "iloveyouiloveyou",
-    "administrator123",
-    "adminadminadmin",
-    "changemechangeme",
-    "letmeinletmein",
-    "welcomewelcome1",
-    "correcthorsebatterystaple",
-    "trustno1trustno1",
-];
-
 /// The rules; `code` is the set-up code, which must not become the password.
 pub fn check_password(password: &str, code: Option<&str>) -> Result<(), AuthError> {
     let weak = |why: &str| Err(AuthError::WeakPassword(why.to_owned()));
@@ -734,11 +715,10 @@ pub fn check_password(password: &str, code: Option<&str>) -> Result<(), AuthErro
     if length > MAX_PASSWORD {
         return weak(&format!("Use at most {MAX_PASSWORD} characters."));
     }
-    let lower = password.to_lowercase();
-    if COMMON.iter().any(|common| lower == *common) {
-        return weak("That password is on lists of common passwords: choose another.");
+    if crate::common_passwords::is_common(password) {
+        return weak("That password is on lists of common passwords, or one dressed up: choose another.");
     }
-    let chars: Vec<char> = lower.chars().collect();
+    let chars: Vec<char> = password.to_lowercase().chars().collect();
     let distinct = chars.iter().collect::<std::collections::HashSet<_>>().len();
     let run = chars.windows(2).all(|w| (w[1] as i32 - w[0] as i32).abs() == 1);
     if distinct <= 3 || run {
@@ -870,6 +850,9 @@ mod tests {
         let code = "ABCD-EFGH-JKMN-PQRS";
         assert!(matches!(check_password("abcdefghjkmnpqrs", Some(code)), Err(AuthError::WeakPassword(_))));
         assert!(check_password(&"x y ".repeat(100), None).is_err());
+        // A common password dressed up to pass the length rule (the list: common_passwords.rs).
+        assert!(matches!(check_password("password1234567", None), Err(AuthError::WeakPassword(_))));
+        assert!(matches!(check_password("P@ssw0rd12345678", None), Err(AuthError::WeakPassword(_))));
     }
 
     #[test]

@@ -8,8 +8,7 @@
 mod activation;
 #[cfg(feature = "tls")]
 mod auth;
-// Tests only until auth.rs's check_password calls it (then `feature = "tls"` alone).
-#[cfg(all(feature = "tls", test))]
+#[cfg(feature = "tls")]
 mod common_passwords;
 mod config;
 #[cfg(feature = "example-page")]

@@ -15,7 +15,7 @@ use common::tls::Client;
 use common::*;
 use nix::sys::signal::Signal;
 
-const PASSWORD: &str = "correct horse battery staple";
+const PASSWORD: &str = "plum kettle under the stairs";
 
 struct Device {
     portico: Portico,

@@ -13,7 +13,7 @@ const env = (name) => process.env[name] || fail(`${name} is not set: run ci/brow
 const base = env("PORTICO_URL");
 const code = env("SETUP_CODE");
 const shots = env("SCREENSHOTS");
-const password = "correct horse battery staple";
+const password = "plum kettle under the stairs";
 // Markup and non-ASCII in the label: the pages must escape it and keep it whole.
 const label = "Lab bench 3 <east> & café";
 

@@ -19,7 +19,7 @@ use crate::peer::Peer;
 use crate::routes::AppState;
 use crate::state::Store;
 
-const PASSWORD: &str = "correct horse battery staple";
+const PASSWORD: &str = "plum kettle under the stairs";
 const IDLE: Duration = Duration::from_secs(15 * 60);
 const LIFETIME: Duration = Duration::from_secs(12 * 60 * 60);
 const OWNER: &str = "10.0.0.7";

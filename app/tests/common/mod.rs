@@ -627,7 +627,7 @@ pub mod owner {
     use super::tls::Client;
 
     pub const SETUP_CODE: &str = "7K3M-QX2D-9RHT-W4NB";
-    pub const PASSWORD: &str = "correct horse battery staple";
+    pub const PASSWORD: &str = "plum kettle under the stairs";
 
     /// A credentials directory holding `setup-code`: pass it as CREDENTIALS_DIRECTORY.
     pub fn credentials() -> PathBuf {
