@@ -819,13 +819,24 @@ mod tests {
         assert!(response.starts_with("HTTP/1.1 200") && response.ends_with("5 bytes\n"), "{response}");
     }
 
+    /// One byte over the limit is refused before it arrives; exactly the limit is read.
     #[tokio::test]
     async fn a_declared_body_over_the_limit_is_refused_before_it_is_sent() {
         let running = serve(echo_length(), 8);
-        let head =
-            "POST /upload HTTP/1.1\r\nHost: device\r\nContent-Length: 4096\r\nConnection: close\r\n\r\n";
+        let at_the_limit = LIMITS.max_body_bytes;
+        let head = format!(
+            "POST /upload HTTP/1.1\r\nHost: device\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            at_the_limit + 1
+        );
         let response = exchange(running.addr, head.as_bytes()).await;
         assert!(response.starts_with("HTTP/1.1 413"), "{response}");
+
+        let request = format!(
+            "POST /upload HTTP/1.1\r\nHost: device\r\nContent-Length: {at_the_limit}\r\nConnection: close\r\n\r\n{}",
+            "x".repeat(at_the_limit)
+        );
+        let response = exchange(running.addr, request.as_bytes()).await;
+        assert!(response.ends_with(&format!("\r\n{at_the_limit} bytes\n")), "{response}");
     }
 
     /// At max_connections an accepted connection waits for a slot. If shutdown starts
