@@ -1034,4 +1034,32 @@ mod tests {
         assert!(took < Duration::from_secs(1), "waited {took:?} for the idle connection to make room");
         assert!(time_to_close(holding).await < Duration::from_secs(1), "the idle one kept its connection");
     }
+
+    /// Idle, a connection is closed at the keep-alive timeout from its last response, its
+    /// request's body bytes notwithstanding; a head that starts arriving gets the
+    /// header-read timeout from its first byte instead.
+    #[tokio::test(start_paused = true)]
+    async fn keep_alive_runs_from_the_last_response_and_header_read_from_the_first_byte() {
+        let running = serve(echo_length(), 8);
+        let mut idle = TcpStream::connect(running.addr).await.unwrap();
+        idle.write_all(b"POST /upload HTTP/1.1\r\nHost: device\r\nContent-Length: 2\r\n\r\n").await.unwrap();
+        sleep(Duration::from_secs(1)).await;
+        ask(&mut idle, b"hi", "2 bytes\n").await;
+        let took = time_to_close(idle).await;
+        let keep_alive = LIMITS.keep_alive_timeout;
+        assert!(
+            (keep_alive..keep_alive + Duration::from_millis(100)).contains(&took),
+            "idle, closed after {took:?}"
+        );
+
+        let mut slow = TcpStream::connect(running.addr).await.unwrap();
+        sleep(keep_alive - Duration::from_secs(1)).await;
+        slow.write_all(b"GET /upload HTTP/1.1\r\n").await.unwrap();
+        let took = time_to_close(slow).await;
+        let header_read = LIMITS.header_read_timeout;
+        assert!(
+            (header_read..header_read + Duration::from_millis(100)).contains(&took),
+            "head, closed after {took:?}"
+        );
+    }
 }
