@@ -895,6 +895,30 @@ mod tests {
         }
     }
 
+    /// A route that reads its body only after some work of its own finds the first bytes
+    /// there already; when the rest stalls, the timeout runs from when it began to wait.
+    #[tokio::test(start_paused = true)]
+    async fn a_body_read_late_is_timed_from_when_the_route_waits_for_it() {
+        let work = Duration::from_secs(1);
+        let later = post(move |mut body: Body| async move {
+            sleep(work).await;
+            let mut total = 0;
+            while let Some(n) = next_data(&mut body).await {
+                total += n;
+            }
+            format!("{total} bytes\n")
+        });
+        let running = serve(Router::new().route("/later", later), 8);
+        let mut stream = TcpStream::connect(running.addr).await.unwrap();
+        stream
+            .write_all(b"POST /later HTTP/1.1\r\nHost: device\r\nContent-Length: 100\r\n\r\n0123456789")
+            .await
+            .unwrap();
+        let took = time_to_close(stream).await;
+        let expected = work + LIMITS.header_read_timeout;
+        assert!((expected..expected + Duration::from_millis(100)).contains(&took), "closed after {took:?}");
+    }
+
     /// Slow but within the timeout: answered.
     #[tokio::test(start_paused = true)]
     async fn a_slow_body_that_arrives_within_the_header_read_timeout_is_answered() {
