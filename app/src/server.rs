@@ -819,13 +819,24 @@ mod tests {
         assert!(response.starts_with("HTTP/1.1 200") && response.ends_with("5 bytes\n"), "{response}");
     }
 
+    /// One byte over the limit is refused before it arrives; exactly the limit is read.
     #[tokio::test]
     async fn a_declared_body_over_the_limit_is_refused_before_it_is_sent() {
         let running = serve(echo_length(), 8);
-        let head =
-            "POST /upload HTTP/1.1\r\nHost: device\r\nContent-Length: 4096\r\nConnection: close\r\n\r\n";
+        let at_the_limit = LIMITS.max_body_bytes;
+        let head = format!(
+            "POST /upload HTTP/1.1\r\nHost: device\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            at_the_limit + 1
+        );
         let response = exchange(running.addr, head.as_bytes()).await;
         assert!(response.starts_with("HTTP/1.1 413"), "{response}");
+
+        let request = format!(
+            "POST /upload HTTP/1.1\r\nHost: device\r\nContent-Length: {at_the_limit}\r\nConnection: close\r\n\r\n{}",
+            "x".repeat(at_the_limit)
+        );
+        let response = exchange(running.addr, request.as_bytes()).await;
+        assert!(response.ends_with(&format!("\r\n{at_the_limit} bytes\n")), "{response}");
     }
 
     /// At max_connections an accepted connection waits for a slot. If shutdown starts
@@ -882,6 +893,30 @@ mod tests {
                 LIMITS.header_read_timeout
             );
         }
+    }
+
+    /// A route that reads its body only after some work of its own finds the first bytes
+    /// there already; when the rest stalls, the timeout runs from when it began to wait.
+    #[tokio::test(start_paused = true)]
+    async fn a_body_read_late_is_timed_from_when_the_route_waits_for_it() {
+        let work = Duration::from_secs(1);
+        let later = post(move |mut body: Body| async move {
+            sleep(work).await;
+            let mut total = 0;
+            while let Some(n) = next_data(&mut body).await {
+                total += n;
+            }
+            format!("{total} bytes\n")
+        });
+        let running = serve(Router::new().route("/later", later), 8);
+        let mut stream = TcpStream::connect(running.addr).await.unwrap();
+        stream
+            .write_all(b"POST /later HTTP/1.1\r\nHost: device\r\nContent-Length: 100\r\n\r\n0123456789")
+            .await
+            .unwrap();
+        let took = time_to_close(stream).await;
+        let expected = work + LIMITS.header_read_timeout;
+        assert!((expected..expected + Duration::from_millis(100)).contains(&took), "closed after {took:?}");
     }
 
     /// Slow but within the timeout: answered.
@@ -1022,5 +1057,33 @@ mod tests {
         let took = started.elapsed();
         assert!(took < Duration::from_secs(1), "waited {took:?} for the idle connection to make room");
         assert!(time_to_close(holding).await < Duration::from_secs(1), "the idle one kept its connection");
+    }
+
+    /// Idle, a connection is closed at the keep-alive timeout from its last response, its
+    /// request's body bytes notwithstanding; a head that starts arriving gets the
+    /// header-read timeout from its first byte instead.
+    #[tokio::test(start_paused = true)]
+    async fn keep_alive_runs_from_the_last_response_and_header_read_from_the_first_byte() {
+        let running = serve(echo_length(), 8);
+        let mut idle = TcpStream::connect(running.addr).await.unwrap();
+        idle.write_all(b"POST /upload HTTP/1.1\r\nHost: device\r\nContent-Length: 2\r\n\r\n").await.unwrap();
+        sleep(Duration::from_secs(1)).await;
+        ask(&mut idle, b"hi", "2 bytes\n").await;
+        let took = time_to_close(idle).await;
+        let keep_alive = LIMITS.keep_alive_timeout;
+        assert!(
+            (keep_alive..keep_alive + Duration::from_millis(100)).contains(&took),
+            "idle, closed after {took:?}"
+        );
+
+        let mut slow = TcpStream::connect(running.addr).await.unwrap();
+        sleep(keep_alive - Duration::from_secs(1)).await;
+        slow.write_all(b"GET /upload HTTP/1.1\r\n").await.unwrap();
+        let took = time_to_close(slow).await;
+        let header_read = LIMITS.header_read_timeout;
+        assert!(
+            (header_read..header_read + Duration::from_millis(100)).contains(&took),
+            "head, closed after {took:?}"
+        );
     }
 }
