@@ -125,7 +125,7 @@ fn binds_the_listen_addresses_when_nothing_is_passed() {
 #[test]
 fn binds_ipv4_and_ipv6_wildcards_side_by_side() {
     if std::net::TcpListener::bind("[::1]:0").is_err() {
-        eprintln!("skipped: this machine has no IPv6 loopback (::1) to reach [::] with");
+        skip("this machine has no IPv6 loopback (::1) to reach [::] with");
         return;
     }
     let port = free_port();
