@@ -2,16 +2,26 @@
 """Checks that the crate's modules depend on each other one way (issue 14).
 
 Reads `use crate::x` and `crate::x::` references in app/src/*.rs and fails, naming the
-modules, if the references form a cycle or if the transport (sockets, limits, TLS) reaches
-into the pages. main.rs wires everything and is left out.
+modules, if a module belongs to none of the four sets below (or to two, or a set names a
+module that is gone), if the references form a cycle, if the transport (sockets, limits,
+TLS) reaches into the pages, or if a page (the owner's included) reaches into the server.
+main.rs wires everything and is left out.
 """
 import re
 import sys
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parent.parent / "app" / "src"
-TRANSPORT = {"activation", "server", "stream", "tls", "threads", "privileges", "notify", "shutdown"}
-PAGES = {"routes", "status", "metrics", "example_page"}
+SETS = {
+    "transport": {"activation", "server", "stream", "tls", "threads", "privileges", "notify", "shutdown",
+                  "handover"},
+    "pages": {"routes", "status", "metrics", "example_page"},
+    # The owner's login, its pages and the file it is kept in.
+    "owner": {"auth", "owner", "state"},
+    # What both sides read: the config, the log, the counts, what a connection tells a page.
+    "shared": {"config", "flat_toml", "logging", "stats", "peer"},
+}
+TRANSPORT, PAGES, OWNER = SETS["transport"], SETS["pages"], SETS["owner"]
 
 modules = {p.stem: p for p in SRC.glob("*.rs") if p.stem != "main"}
 graph = {}
@@ -21,9 +31,20 @@ for name, path in modules.items():
     graph[name] = used - {name}
 
 problems = []
+for name in sorted(modules):
+    owners = [s for s, members in SETS.items() if name in members]
+    if len(owners) != 1:
+        where = " and ".join(owners) or "no set"
+        problems.append(f"{name} is in {where}: put it in one of {', '.join(SETS)} in {sys.argv[0]}")
+for s, members in SETS.items():
+    for gone in sorted(members - set(modules)):
+        problems.append(f"{gone} ({s}) is no module in app/src: take it out of {sys.argv[0]}")
 for name in sorted(TRANSPORT & set(graph)):
     for used in sorted(graph[name] & PAGES):
         problems.append(f"{name} (transport) uses {used} (a page)")
+for name in sorted((PAGES | OWNER) & set(graph)):
+    if "server" in graph[name]:
+        problems.append(f"{name} (a page) uses server")
 
 # Depth-first search for a cycle.
 state = {}
@@ -43,6 +64,6 @@ for node in sorted(graph):
 for name in sorted(graph):
     print(f"  {name}: {', '.join(sorted(graph[name])) or '-'}")
 if problems:
-    print("module dependencies go both ways:\n  " + "\n  ".join(problems), file=sys.stderr)
+    print("module dependencies break the rules:\n  " + "\n  ".join(problems), file=sys.stderr)
     sys.exit(1)
-print("modules: no cycle, and the transport uses no page")
+print("modules: each in one set, no cycle, the transport uses no page, no page uses the server")

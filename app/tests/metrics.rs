@@ -115,8 +115,7 @@ fn promtool_accepts_the_exposition() {
         .stderr(Stdio::piped())
         .spawn()
     else {
-        assert!(std::env::var_os("CI").is_none(), "CI must run promtool (apt-get install prometheus)");
-        eprintln!("skipped: promtool not installed (apt-get install prometheus)");
+        skip("promtool not installed (apt-get install prometheus)");
         return;
     };
     use std::io::Write;

@@ -7,17 +7,32 @@ use std::time::{Duration, Instant};
 use common::*;
 use nix::sys::signal::Signal;
 
+/// READY=1 only once the accept loops run. portico binds its port before anything else, so
+/// a connection is taken by the kernel at once whatever portico does; an answer needs an
+/// accept loop. The test holds READY=1 back (its notify socket full, portico's send waits)
+/// and a request must be answered meanwhile: sent before the loops exist, READY=1 would
+/// wait with nothing to answer, and the request would wait with it.
 #[test]
 fn ready_is_sent_once_the_port_answers() {
     let notify = NotifySocket::new();
+    let held = notify.hold();
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
-    let _portico = Portico::start().args(&["--listen", &listen]).env("NOTIFY_SOCKET", notify.path()).spawn();
+    // Two workers: the send that waits blocks the thread that sends READY=1, the loops run
+    // on the runtime's workers.
+    let _portico = Portico::start()
+        .args(&["--listen", &listen, "--workers", "2"])
+        .env("NOTIFY_SOCKET", notify.path())
+        .spawn();
 
-    let (ready, _) = notify.wait_for("READY=1");
-    // Straight after READY=1 the port must answer: no retry, no wait.
-    let response = request(std::net::TcpStream::connect(&listen).unwrap(), "GET", "/healthz", "").unwrap();
-    assert_eq!(response.status, 200);
+    let answer = request(connect(listen.parse().unwrap()), "GET", "/healthz", "");
+    let answer = answer.unwrap_or_else(|e| {
+        panic!("no answer within {PATIENCE:?} while READY=1 was held back ({e}): READY=1 came before the accept loops")
+    });
+    assert_eq!(answer.status, 200);
+    notify.release(held);
+    let (ready, before) = notify.wait_for("READY=1");
+    assert!(before.is_empty(), "portico notified before READY=1: {before:?}");
     assert!(ready.contains(&format!("STATUS=Serving bound by portico: {listen}")), "{ready}");
 }
 

@@ -348,13 +348,17 @@ cursor() { guest "journalctl -q -n 1 -o cat --show-cursor -u $1 | sed -n 's/^-- 
 socket_since() { [[ -n $1 ]] && guest "journalctl -q -o cat --after-cursor='$1' -u portico.socket"; }
 socket_entered() { prop portico.socket ActiveEnterTimestampMonotonic; }
 # socket_stayed CURSOR ENTERED: portico.socket is active, entered that state at ENTERED (µs
-# after boot, as before the event) and has no journal line since CURSOR. Sets SOCKET_NOTE.
+# after boot, as before the event) and its journal since CURSOR says nothing of it closing
+# or failing. Not "Listening on": systemd also writes that when a `systemctl start
+# portico.socket` job (a scriptlet's, queued while the service restarts) completes on a
+# socket that never closed. Sets SOCKET_NOTE.
 socket_stayed() {
-    local log st state jok=0
+    local log st state closed jok=0
     log=$(socket_since "$1") && jok=1 || log="(unreadable: cursor '$1')"
+    closed=$(grep -E '^Closed |Failed|Deactivated' <<<"$log" || true)
     st=$(socket_entered); state=$(prop portico.socket ActiveState)
     SOCKET_NOTE="portico.socket $state, entered at $2 -> $st µs; journal: $(echo "${log:-nothing}")"
-    [[ $jok == 1 && -z $log && $st == "$2" && $state == active ]]
+    [[ $jok == 1 && -z $closed && $st == "$2" && $state == active ]]
 }
 
 # upgrade_step NAME COMMAND EXPECTED-VERSION [LOAD.PY OPTION...]: the package manager's

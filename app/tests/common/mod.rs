@@ -171,6 +171,16 @@ impl Start {
     }
 }
 
+/// For a test that cannot run on this machine: says so on the terminal of whoever runs
+/// `cargo test` (libtest keeps what a passing test prints with eprintln! to itself), and
+/// the test then returns. Under CI (CI set) it fails instead: there a skip would hide a
+/// check that never ran.
+pub fn skip(why: &str) {
+    let test = std::thread::current().name().unwrap_or("a test").to_owned();
+    assert!(std::env::var_os("CI").is_none(), "CI must run {test}: {why}");
+    let _ = writeln!(std::io::stderr(), "skipped: {test}: {why}");
+}
+
 /// CI runs as root, and portico refuses to serve as root without a user to become.
 pub fn root_args() -> Vec<String> {
     match nix::unistd::geteuid().is_root() {
@@ -465,6 +475,33 @@ impl NotifySocket {
         messages
     }
 
+    /// Fills the socket's queue (net.unix.max_dgram_qlen datagrams), so that the next
+    /// notification portico sends waits in its send(2) until `release`: the test holds it
+    /// back, as a busy service manager would.
+    pub fn hold(&self) -> Held {
+        let filler = UnixDatagram::unbound().unwrap();
+        filler.connect(&self.path).unwrap();
+        filler.set_nonblocking(true).unwrap();
+        let mut count = 0;
+        loop {
+            match filler.send(HELD) {
+                Ok(_) => count += 1,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    return Held { _filler: filler, count };
+                }
+                Err(e) => panic!("cannot fill the notify socket: {e}"),
+            }
+        }
+    }
+
+    /// Reads the datagrams `hold` queued, which lets portico's waiting send through.
+    pub fn release(&self, held: Held) {
+        for _ in 0..held.count {
+            let message = self.recv(PATIENCE).expect("the datagrams that held the notify socket");
+            assert_eq!(message.as_bytes(), HELD, "portico's notification came before the held ones");
+        }
+    }
+
     /// Waits for a message containing `needle`, returning it and what came before.
     pub fn wait_for(&self, needle: &str) -> (String, Vec<String>) {
         let deadline = Instant::now() + PATIENCE;
@@ -479,6 +516,14 @@ impl NotifySocket {
         }
         panic!("no {needle} on the notify socket; got {before:?}");
     }
+}
+
+const HELD: &[u8] = b"HELD-BY-THE-TEST";
+
+/// The queue of a notify socket, kept full by the test (`NotifySocket::hold`).
+pub struct Held {
+    _filler: UnixDatagram,
+    count: usize,
 }
 
 /// A TLS client that accepts any certificate, as `curl -k` does, and says which it got.
