@@ -16,8 +16,9 @@ SETS = {
     "transport": {"activation", "server", "stream", "tls", "threads", "privileges", "notify", "shutdown",
                   "handover"},
     "pages": {"routes", "status", "metrics", "example_page"},
-    # The owner's login, its pages and the file it is kept in.
-    "owner": {"auth", "owner", "state"},
+    # The owner's login, its pages, the file it is kept in, the common passwords it refuses,
+    # and the owner's say in field updates (what the updater reports, what the owner asks).
+    "owner": {"auth", "owner", "state", "common_passwords", "updates"},
     # What both sides read: the config, the log, the counts, what a connection tells a page.
     "shared": {"config", "flat_toml", "logging", "stats", "peer"},
 }
