@@ -271,7 +271,12 @@ const KEYS: &[Key] = &[
                this device has no updater",
         set: |c, v| {
             c.update_status = nonempty(v.text()?).map(PathBuf::from);
-            Ok(())
+            match &c.update_status {
+                Some(path) if path.is_relative() => {
+                    Err(format!("expected an absolute path, found {:?}", path.display().to_string()))
+                }
+                _ => Ok(()),
+            }
         },
     },
     Key {

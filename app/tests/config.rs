@@ -109,7 +109,9 @@ fn refused_value(key: &str) -> (&'static str, &'static str) {
         "tls_certificate" | "tls_key" => {
             ("/nonexistent/portico.pem", "`tls_certificate` and `tls_key` go together")
         }
-        "state_directory" => ("/dev/null/portico", "cannot write /dev/null/portico"),
+        // A directory that cannot be made no longer stops portico (the owner's pages say so).
+        "state_directory" => ("", "expected a directory, found \"\""),
+        "update_status" => ("status.json", "expected an absolute path"),
         "metrics_token" => ("short", "environment variable {var}: "),
         _ => panic!("no probe for the key `{key}` in refused_value: add one"),
     }
