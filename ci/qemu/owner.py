@@ -44,7 +44,7 @@ class Owner:
     """One keep-alive HTTPS connection, and the owner's session cookie once logged in."""
 
     def __init__(self):
-        self.conn = http.client.HTTPSConnection("127.0.0.1", args.port, context=TLS, timeout=20)
+        self.conn = http.client.HTTPSConnection("127.0.0.1", args.port, context=TLS, timeout=30)
         self.cookie = None
 
     def request(self, method, path, form=None):
