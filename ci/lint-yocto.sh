@@ -3,6 +3,9 @@
 # oe-core or building anything. bitbake -p / -e / -n are run by hand (README, yocto-layer/README).
 #  1. oelint-adv on every recipe, for each release the layer claims (LAYERSERIES_COMPAT).
 #  2. ci/yocto-crates.py: portico-crates.inc lists exactly the crates of Cargo.lock.
+#  3. ci/yocto-parse-cases.py: the recipe's parse-time Python on the clones a layer meets
+#     (through a symlink, a copy outside the clone, a shallow clone, a detached HEAD): it
+#     finds its clone, or skips itself saying what to do, and never stops the parse.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source ci/lib.sh
@@ -26,8 +29,9 @@ suppress=(
     # it has one (then also suppress oelint.vars.homepageping: it pings, and CI is offline).
     --suppress oelint.var.mandatoryvar.HOMEPAGE
 )
-# One rule is switched off inline, at its line: QB_SLIRP_OPT in portico-image.bb (a runqemu
-# setting oelint does not know). grep 'nooelint' yocto-layer to see it.
+# Rules switched off inline, each at its line with the reason: QB_SLIRP_OPT in
+# portico-image.bb (a runqemu setting oelint does not know), BB_DONT_CACHE and the
+# anonymous function of portico_git.bb. grep 'nooelint' yocto-layer to see them.
 
 mapfile -t recipes < <(find yocto-layer -name '*.bb' -o -name '*.bbappend' -o -name '*.inc' | sort)
 releases=$(sed -n 's/^LAYERSERIES_COMPAT_portico = "\(.*\)"/\1/p' yocto-layer/conf/layer.conf)
@@ -42,5 +46,6 @@ for release in $releases; do
 done
 
 python3 ci/yocto-crates.py
+python3 ci/yocto-parse-cases.py
 
 echo "lint-yocto: passed in $(elapsed "$start") s"

@@ -3,12 +3,11 @@
 #
 #   ci/qemu-busybox.sh [x86_64]      (run as root on Debian 12 x86_64)
 #
-# The guest's root filesystem is laid out as Buildroot lays out a BusyBox-init system:
-# busybox-static as init and every applet (links where BusyBox installs them), the /etc of
-# ci/qemu/busybox/ (inittab, fstab, rcS/rcK running /etc/init.d/S??*, syslogd), the portico
-# binary with the shared libraries it links, exactly what the Buildroot package's SysV
-# install step installs (ci/buildroot-install.mk INIT=sysv: S50portico and the overlay),
-# and the user of its PORTICO_USERS made as Buildroot's mkusers makes it. Debian's kernel
+# The guest's root filesystem is laid out as Buildroot lays out a BusyBox-init system
+# (ci/qemu/lib.sh's qemu_busybox_root: busybox-static as init, the /etc of
+# ci/qemu/busybox/, the portico binary with the shared libraries it links, exactly what
+# the Buildroot package's SysV install step installs, and the user of its PORTICO_USERS
+# made as Buildroot's mkusers makes it). Debian's kernel
 # boots it under QEMU (TCG) with only guest ports 80 and 2222 (the test's control channel)
 # forwarded to 127.0.0.1. Checks, each printing PASS:/FAIL:, then "N passed, N failed" and a
 # non-zero exit on any failure: port 80 answers after boot with no manual step; it is served
@@ -41,60 +40,7 @@ T_BUILD=$(elapsed "$T1")
 # The root filesystem.
 T2=$(now_s)
 R=$WORK/rootfs
-mkdir -p "$R"/{bin,sbin,lib,usr/bin,usr/sbin,usr/lib,dev,proc,sys,tmp,run,root,mnt,opt,media} \
-    "$R"/var/{cache,lib/misc,spool}
-# skeleton-init-sysv's /var: what is written at run time lives on the tmpfs of /run and /tmp.
-ln -s ../run "$R/var/run"; ln -s ../run/lock "$R/var/lock"; ln -s ../tmp "$R/var/log"; ln -s ../tmp "$R/var/tmp"
-cp -r "$ROOT/ci/qemu/busybox/etc" "$R/"
-chmod 0600 "$R/etc/shadow"
-install -m 0755 "$BUSYBOX" "$R/bin/busybox"
-"$BUSYBOX" --list-full | while read -r applet; do
-    [[ -e $R/$applet ]] || ln -s /bin/busybox "$R/$applet"
-done
-
-# The Buildroot package: cargo-package installs the binary, its SysV install step the rest.
-install -D -m 0755 "$WORK/portico" "$R/usr/bin/portico"
-make -s -C "$ROOT" -f "$ROOT/ci/buildroot-install.mk" TARGET_DIR="$R" INIT=sysv install
-# The shared libraries it links, where this glibc's loader looks for them.
-for lib in $(ldd "$WORK/portico" | grep -o '/[^ ]*'); do
-    install -D -m 0755 "$(realpath "$lib")" "$R$lib"
-done
-
-# add_users: the lines of a <PKG>_USERS table into /etc/passwd, group and shadow as
-# Buildroot's support/scripts/mkusers adds them: an id of -1 is the lowest free system id
-# (100-999), home "-" is /, another home is made and owned by the user, shell "-" is
-# /bin/false, a password is taken as it is given.
-add_users() {
-    local user uid group gid passwd home shell groups comment
-    free_id() { # FILE: the lowest id from 100 to 999 that no line of FILE uses
-        local id
-        for ((id = 100; id <= 999; id++)); do
-            awk -F: -v id="$id" '$3 == id { found = 1 } END { exit !found }' "$1" || { echo "$id"; return; }
-        done
-        die "no free system id in $1"
-    }
-    while read -r user uid group gid passwd home shell groups comment; do
-        [[ -n $user ]] || continue
-        [[ $passwd != =* && $passwd != '!='* && $groups == - ]] ||
-            die "PORTICO_USERS: encoded passwords and extra groups are not done here: extend add_users"
-        if ! grep -q "^$group:" "$R/etc/group"; then
-            ((gid != -1)) || gid=$(free_id "$R/etc/group")
-            echo "$group:x:$gid:" >>"$R/etc/group"
-        fi
-        gid=$(awk -F: -v g="$group" '$1 == g { print $3 }' "$R/etc/group")
-        ((uid != -1)) || uid=$(free_id "$R/etc/passwd")
-        [[ $passwd != - ]] || passwd=''
-        echo "$user:x:$uid:$gid:$comment:${home/#-//}:${shell/#-//bin/false}" >>"$R/etc/passwd"
-        echo "$user:$passwd:::::::" >>"$R/etc/shadow"
-        [[ $home == - ]] || install -d -o "$uid" -g "$gid" "$R$home"
-    done
-}
-users=$(printf 'print-users:\n\t@:$(info $(PORTICO_USERS))\n' |
-    make -s -C "$ROOT" -f "$ROOT/ci/buildroot-install.mk" -f - print-users)
-[[ -n $users ]] || die "buildroot-external's portico.mk defines no PORTICO_USERS for a system without systemd"
-add_users <<<"$users"
-PORTICO_UID=$(awk -F: '$1 == "portico" { print $3 }' "$R/etc/passwd")
-[[ -n $PORTICO_UID ]] || die "PORTICO_USERS makes no user portico: $users"
+qemu_busybox_root "$R" "$WORK/portico"
 echo "$QEMU_NAME: /etc/init.d: $(ls "$R/etc/init.d" | tr '\n' ' ')user: $(grep '^portico:' "$R/etc/passwd")"
 
 # The modules are loaded by the initrd, as a Buildroot kernel would have them built in.

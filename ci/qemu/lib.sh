@@ -437,3 +437,205 @@ qemu_build_portico() {
         cp "$ROOT/target/$TRIPLE/release/portico" "$out"
     fi
 }
+
+# ---------------------------------------------------------------------------------------
+# Buildroot-style guests and disks booted through firmware (ci/qemu-busybox.sh,
+# ci/qemu-flash.sh).
+
+# qemu_busybox_root DIR PORTICO: in DIR (made), the root filesystem of a Buildroot
+# BusyBox-init system with portico, laid out as Buildroot lays it out: busybox-static as
+# init and every applet (links where BusyBox installs them), the /etc of ci/qemu/busybox/
+# (inittab, fstab, rcS/rcK running /etc/init.d/S??*, syslogd), the binary PORTICO (for
+# $ARCH) with the shared libraries it links, what the package's SysV install step installs
+# (ci/buildroot-install.mk INIT=sysv: S50portico and the overlay), and the user of its
+# PORTICO_USERS made as Buildroot's mkusers makes it. Sets PORTICO_UID.
+qemu_busybox_root() {
+    local R=$1 bin=$2 applet users libs guest_path host_path
+    mkdir -p "$R"/{bin,sbin,lib,usr/bin,usr/sbin,usr/lib,dev,proc,sys,tmp,run,root,mnt,opt,media} \
+        "$R"/var/{cache,lib/misc,spool}
+    # skeleton-init-sysv's /var: what is written at run time lives on the tmpfs of /run and /tmp.
+    ln -s ../run "$R/var/run"; ln -s ../run/lock "$R/var/lock"; ln -s ../tmp "$R/var/log"; ln -s ../tmp "$R/var/tmp"
+    cp -r "$ROOT/ci/qemu/busybox/etc" "$R/"
+    chmod 0600 "$R/etc/shadow"
+    install -m 0755 "$BUSYBOX" "$R/bin/busybox"
+    # The list comes from the binary's own table: any architecture's busybox-static prints it
+    # through qemu-user (binfmt) as well as natively.
+    "$BUSYBOX" --list-full | while read -r applet; do
+        [[ -e $R/$applet ]] || ln -s /bin/busybox "$R/$applet"
+    done
+
+    # The Buildroot package: cargo-package installs the binary, its SysV install step the rest.
+    install -D -m 0755 "$bin" "$R/usr/bin/portico"
+    make -s -C "$ROOT" -f "$ROOT/ci/buildroot-install.mk" TARGET_DIR="$R" INIT=sysv install
+    # The shared libraries it links, where that glibc's loader looks for them.
+    libs=$(qemu_shared_libs "$bin")
+    while read -r guest_path host_path; do
+        install -D -m 0755 "$(realpath "$host_path")" "$R$guest_path"
+    done <<<"$libs"
+
+    users=$(printf 'print-users:\n\t@:$(info $(PORTICO_USERS))\n' |
+        make -s -C "$ROOT" -f "$ROOT/ci/buildroot-install.mk" -f - print-users)
+    [[ -n $users ]] || die "buildroot-external's portico.mk defines no PORTICO_USERS for a system without systemd"
+    qemu_add_users "$R" <<<"$users"
+    PORTICO_UID=$(awk -F: '$1 == "portico" { print $3 }' "$R/etc/passwd")
+    [[ -n $PORTICO_UID ]] || die "PORTICO_USERS makes no user portico: $users"
+}
+
+# qemu_shared_libs BINARY: "GUEST-PATH HOST-FILE" for each shared library BINARY loads, its
+# loader included, as that loader finds them: ldd's answer for a native binary; for a
+# foreign one, its loader's own --list, run through qemu-user (binfmt) on the host's
+# multiarch libraries of that architecture (libc6:<arch>, which the cross build's standard
+# library pulls in). Not libc6-<arch>-cross: its loader and libc are another build of
+# glibc than libc6:<arch>'s, and a loader and libc of two builds crash together.
+qemu_shared_libs() {
+    local bin=$1 interp path
+    if [[ $DEBARCH == "$(dpkg --print-architecture)" ]]; then
+        for path in $(ldd "$bin" | grep -o '/[^ ]*'); do echo "$path $path"; done
+        return
+    fi
+    apt_install "libc6:$DEBARCH" binutils
+    interp=$(readelf -l "$bin" | sed -n 's/.*Requesting program interpreter: \(.*\)]$/\1/p')
+    [[ -n $interp ]] || die "$bin names no program interpreter: a static binary needs no libraries, a broken one is no test"
+    for path in $("$interp" --list "$bin" | grep -o '/[^ ]*'); do
+        [[ -e $path ]] || die "$bin needs $path, which the host's libc6:$DEBARCH does not have"
+        echo "$path $path"
+    done
+}
+
+# qemu_add_users DIR: the lines of a <PKG>_USERS table (stdin) into DIR's /etc/passwd, group
+# and shadow as Buildroot's support/scripts/mkusers adds them: an id of -1 is the lowest
+# free system id (100-999), home "-" is /, another home is made and owned by the user,
+# shell "-" is /bin/false, a password is taken as it is given.
+qemu_add_users() {
+    local R=$1 user uid group gid passwd home shell groups comment
+    free_id() { # FILE: the lowest id from 100 to 999 that no line of FILE uses
+        local id
+        for ((id = 100; id <= 999; id++)); do
+            awk -F: -v id="$id" '$3 == id { found = 1 } END { exit !found }' "$1" || { echo "$id"; return; }
+        done
+        die "no free system id in $1"
+    }
+    while read -r user uid group gid passwd home shell groups comment; do
+        [[ -n $user ]] || continue
+        [[ $passwd != =* && $passwd != '!='* && $groups == - ]] ||
+            die "PORTICO_USERS: encoded passwords and extra groups are not done here: extend qemu_add_users"
+        if ! grep -q "^$group:" "$R/etc/group"; then
+            ((gid != -1)) || gid=$(free_id "$R/etc/group")
+            echo "$group:x:$gid:" >>"$R/etc/group"
+        fi
+        gid=$(awk -F: -v g="$group" '$1 == g { print $3 }' "$R/etc/group")
+        ((uid != -1)) || uid=$(free_id "$R/etc/passwd")
+        [[ $passwd != - ]] || passwd=''
+        echo "$user:x:$uid:$gid:$comment:${home/#-//}:${shell/#-//bin/false}" >>"$R/etc/passwd"
+        echo "$user:$passwd:::::::" >>"$R/etc/shadow"
+        [[ $home == - ]] || install -d -o "$uid" -g "$gid" "$R$home"
+    done
+}
+
+# qemu_initrd_cmdline_root MODULE...: qemu_initrd's initrd (busybox and the modules), with
+# an init that mounts the root the kernel line names, as a kernel with those drivers built
+# in does: root=PARTLABEL=<GPT partition name> or root=/dev/<node>, rootfstype= (default
+# ext4), ro or rw (default ro), waiting up to 10 s for the device. A root it cannot find or
+# mount powers the guest off with the reason on the console: a wrong root= in a
+# bootloader's configuration fails the boot, as it would on the device.
+qemu_initrd_cmdline_root() {
+    local d=$WORK/initrd-root
+    qemu_initrd "$@"
+    rm -rf "$d"; mkdir -p "$d"
+    cat >"$d/init" <<'EOF'
+#!/busybox sh
+/busybox mkdir -p /bin /proc /sys /dev /newroot
+/busybox mount -t proc proc /proc && /busybox --install -s /bin
+export PATH=/bin
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+for m in $(cat /mods/order); do insmod "/mods/$m"; done
+root='' fstype=ext4 mode=ro
+for arg in $(cat /proc/cmdline); do
+    case $arg in
+        root=*) root=${arg#root=} ;;
+        rootfstype=*) fstype=${arg#rootfstype=} ;;
+        ro | rw) mode=$arg ;;
+    esac
+done
+find_root() {
+    case $root in
+        PARTLABEL=*) grep -lx "PARTNAME=${root#PARTLABEL=}" /sys/class/block/*/uevent 2>/dev/null |
+            sed -n 's|^/sys/class/block/\([^/]*\)/uevent$|/dev/\1|p' ;;
+        /dev/*) echo "$root" ;;
+    esac
+}
+give_up() { echo "initrd: $*"; sync; poweroff -f; }
+case $root in
+    PARTLABEL=* | /dev/*) ;;
+    *) give_up "root='$root' on the kernel line: this initrd takes root=PARTLABEL=<name> or root=/dev/<node>" ;;
+esac
+dev=''
+for i in $(seq 100); do
+    dev=$(find_root)
+    [ -n "$dev" ] && [ "$(echo "$dev" | wc -l)" = 1 ] && [ -b "$dev" ] && break
+    dev=''; sleep 0.1
+done
+[ -n "$dev" ] || give_up "root=$root: no such device (or more than one) after 10 s: $(cat /proc/partitions | tr -s ' \n' ' ')"
+mount -t "$fstype" -o "$mode" "$dev" /newroot || give_up "root=$root: cannot mount $dev as $fstype ($mode)"
+echo "initrd: root=$root is $dev, mounted $mode"
+umount /sys /proc; mount --move /dev /newroot/dev
+exec switch_root /newroot /sbin/init
+EOF
+    chmod +x "$d/init"
+    # The kernel unpacks concatenated archives in order: this /init replaces qemu_initrd's.
+    (cd "$d" && echo init | cpio -o -H newc --quiet | gzip -1) >>"$WORK/initrd.gz"
+    rm -rf "$d"
+}
+
+# qemu_via_firmware FIRMWARE: from now on qemu_start boots $WORK/disk.img as a board boots
+# its card: QEMU runs FIRMWARE (-bios: a bootloader that finds its kernel, initrd and kernel
+# line on the disk), and qemu_start's -kernel, -initrd and -append are left out. All else
+# (ports, drive, network) is qemu_start's.
+qemu_via_firmware() {
+    QEMU_FIRMWARE=$1 QEMU_DIRECT=("${QEMU[@]}")
+    QEMU=(qemu_exec_firmware)
+}
+qemu_exec_firmware() { # QEMU-ARGS...: exec's QEMU_DIRECT with them, the firmware in place of a kernel
+    local args=()
+    while (($#)); do
+        case $1 in
+            -kernel | -initrd | -append) shift 2 ;;
+            *) args+=("$1"); shift ;;
+        esac
+    done
+    exec "${QEMU_DIRECT[@]}" -bios "$QEMU_FIRMWARE" "${args[@]}"
+}
+
+# guest_put FILE DEST: FILE from the host to DEST in the guest, over the control channel:
+# the command first; once the guest's shell runs it (its "@@ready" comes back), the raw
+# bytes, which its head -c reads. Waiting for that line matters: BusyBox's sh reads ahead
+# of the command, and would take the bytes for more commands. Fails unless DEST then has
+# FILE's size.
+guest_put() {
+    python3 - "$CTL_PORT" "$1" "$2" <<'PY'
+import os, socket, sys
+port, src, dest = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+size = os.path.getsize(src)
+s = socket.create_connection(("127.0.0.1", port), timeout=300)
+s.sendall(('echo @@ready; head -c %d >%s; printf "@@size=%%s\\n" "$(wc -c <%s)"; exit\n'
+           % (size, dest, dest)).encode())
+out = b""
+while b"@@ready" not in out:
+    chunk = s.recv(4096)
+    if not chunk:
+        sys.exit("guest_put: the guest closed the channel before it was ready: %r" % out)
+    out += chunk
+with open(src, "rb") as f:
+    s.sendall(f.read())
+while True:
+    chunk = s.recv(4096)
+    if not chunk:
+        break
+    out += chunk
+got = [line.split("=", 1)[1].strip() for line in out.decode(errors="replace").splitlines()
+       if line.startswith("@@size=")]
+if got != [str(size)]:
+    sys.exit("guest_put: %s has %s bytes in the guest, not %d" % (dest, got, size))
+PY
+}

@@ -12,6 +12,14 @@ IMAGE_INSTALL = "packagegroup-core-boot portico ${CORE_IMAGE_EXTRA_INSTALL}"
 # The package manager stays on the device, so portico can be upgraded by package.
 IMAGE_FEATURES += "package-management"
 
+# A disk image to flash (bmaptool copy portico-image-<machine>.rootfs.wic /dev/sdX):
+# portico-image.wks, next to this recipe, lays out a GPT with a boot partition that U-Boot
+# boots through extlinux.conf and the root filesystem. A BSP layer with its own layout
+# sets WKS_FILE (and IMAGE_BOOT_FILES: the kernel, device trees) for its machine.
+IMAGE_FSTYPES += "wic wic.bmap"
+WKS_FILE ?= "portico-image.wks"
+IMAGE_BOOT_FILES ?= "${KERNEL_IMAGETYPE}"
+
 # runqemu's default slirp options forward only ssh and telnet; add the web port.
 # runqemu reads QB_* from the image's qemuboot.conf, a name oelint does not know:
 # nooelint: oelint.vars.mispell.unknown

@@ -15,21 +15,59 @@ LIC_FILES_CHKSUM = "file://LICENSE;md5=c191f2ec6111e5e485ece64170db6c4d"
 # and build: no revision is pinned here, so nothing can fall behind. Uncommitted changes
 # are not built (see "externalsrc" in ../../README to build a working tree).
 # PORTICO_GIT_URL may name another copy of the repository that has the commit.
-PORTICO_REPO_DIR = "${@os.path.abspath(os.path.join(d.getVar('THISDIR'), '..', '..', '..'))}"
+# PORTICO_REPO_DIR is the clone: by default the one this layer is in, its real path, so
+# that a layer reached through a symlink (sources/meta-portico -> .../portico/yocto-layer)
+# finds it; local.conf can name another (a full clone this user can read).
+PORTICO_LAYER_CLONE := "${@os.path.realpath(os.path.join(d.getVar('THISDIR'), '..', '..', '..'))}"
+PORTICO_REPO_DIR ??= "${PORTICO_LAYER_CLONE}"
 PORTICO_GIT_URL ??= "git://${PORTICO_REPO_DIR};protocol=file"
 
 # "COMMIT VERSION" from ci/version.sh of the clone, read once per parse. The version is
 # <Cargo.toml version>.<commits in the history>.g<hash>: it sorts by release, then by
 # commit, with or without a PR server, and has no "+", so oe-core adds no AUTOINC to it.
+# When the clone cannot tell (a layer copied out of its clone, a shallow clone such as
+# kas's KAS_CLONE_DEPTH or repo --depth make, a clone owned by another user), this is
+# "INVALID INVALID <why>" and the recipe is skipped with that reason (below), so that the
+# rest of the build still parses and builds.
 def portico_describe(d):
     import subprocess
     repo = d.getVar("PORTICO_REPO_DIR")
-    run = subprocess.run(["sh", os.path.join(repo, "ci", "version.sh"), repo],
-                         capture_output=True, text=True)
-    if run.returncode:
-        bb.fatal("portico: cannot tell which commit to build: %s" % run.stderr.strip())
+    script = os.path.join(repo, "ci", "version.sh")
+    if not os.path.isfile(script):
+        return "INVALID INVALID %s is not a clone of portico (no ci/version.sh)" % repo
+    run = subprocess.run(["sh", script, repo], capture_output=True, text=True)
+    if run.returncode or len(run.stdout.split()) != 2:
+        return "INVALID INVALID %s" % (run.stderr.strip() or run.stdout.strip())
     return run.stdout.strip()
 PORTICO_DESCRIBE := "${@portico_describe(d)}"
+
+# Anonymous Python is the one place bitbake takes a SkipRecipe with its reason (raised in a
+# := expansion, the reason is lost); it runs once per parse and starts only git:
+# nooelint: oelint.task.noanonpython
+python __anonymous() {
+    import subprocess
+    describe = d.getVar("PORTICO_DESCRIBE").split(None, 2)
+    if describe[0] == "INVALID":
+        raise bb.parse.SkipRecipe(
+            "cannot tell which commit of portico to build: %s. The layer builds the commit "
+            "checked out in the portico clone it is in; a copy of the layer outside its clone, "
+            "a shallow clone or a clone owned by another user cannot tell it. Make it a full "
+            "clone this user can read (git fetch --unshallow; git config --global --add "
+            "safe.directory <clone>), or set PORTICO_REPO_DIR = \"/path/to/portico\" in "
+            "local.conf to one." % describe[2])
+    # bitbake's git fetcher clones the whole repository into DL_DIR once, then refreshes
+    # that clone with refs/* only: a commit no branch or tag holds (one made on a detached
+    # HEAD) is found by the first fetch and by no later one.
+    repo = d.getVar("PORTICO_REPO_DIR")
+    held = subprocess.run(["git", "-C", repo, "for-each-ref", "--count=1", "--contains", describe[0]],
+                          capture_output=True, text=True)
+    if held.returncode == 0 and not held.stdout.strip():
+        bb.warn("portico: commit %s (checked out in %s) is on no branch or tag, and bitbake's "
+                "git fetcher finds such a commit only when DL_DIR holds no clone of the "
+                "repository yet. Give it a branch or a tag: git -C %s branch <name>"
+                % (describe[0], repo, repo))
+}
+
 # Parse again on every run, so that a new checkout is what gets built (bitbake does the
 # same for AUTOREV); a bitbake variable that oelint does not know:
 # nooelint: oelint.vars.mispell.unknown
