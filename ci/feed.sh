@@ -85,7 +85,7 @@ feed_rpm() {
     local p
     for p in "${pkgs[@]}"; do cp "$p" "$out/"; done
     # rpmsign runs gpg itself, with the home and key named here.
-    rpmsign --define "_gpg_name $key" --define "_gpg_path ${GNUPGHOME:-$HOME/.gnupg}" \
+    rpmsign --define "_gpg_name $key" --define "_gpg_path ${GNUPGHOME:-$HOME/.gnupg}" --define "__gpg $(command -v gpg)" \
         --addsign "$out"/*.rpm >/dev/null
     local db
     db=$(mktemp -d); rpmkeys --dbpath "$db" --import "$pubasc"
