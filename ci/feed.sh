@@ -38,7 +38,7 @@ make_key() {
     GNUPGHOME=$home gpg -q --batch --pinentry-mode loopback --passphrase '' \
         --quick-gen-key "$name" rsa3072 sign never 2>/dev/null
     local fpr
-    fpr=$(GNUPGHOME=$home gpg --batch --with-colons --list-secret-keys "$name" | awk -F: '$1 == "fpr" {print $10; exit}')
+    fpr=$(GNUPGHOME=$home gpg --batch --with-colons --list-secret-keys "$name" 2>/dev/null | awk -F: '$1 == "fpr" {print $10; exit}')
     GNUPGHOME=$home gpg -q --batch --export "$fpr" >"$home/feed.gpg" 2>/dev/null
     GNUPGHOME=$home gpg -q --batch --armor --export "$fpr" >"$home/feed.asc" 2>/dev/null
     GNUPGHOME=$home gpgconf --kill gpg-agent 2>/dev/null || true
