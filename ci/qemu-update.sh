@@ -32,8 +32,9 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd) QEMU_NAME=qemu-update
 # shellcheck source=ci/qemu/lib.sh
 source "$ROOT/ci/qemu/lib.sh"
 qemu_time_bound "${QEMU_TEST_TIMEOUT:-1500}" "$@"
-qemu_prepare "${1:-x86_64}" "$QEMU_BASE_PKGS"
-apt_install gnupg apt-utils xz-utils python3
+# The guest has dnf (Debian's) beside apt, for the rpm part.
+qemu_prepare "${1:-x86_64}" "$QEMU_BASE_PKGS,rpm,dnf,dnf-plugins-core"
+apt_install gnupg apt-utils xz-utils python3 rpm
 
 # ---------------------------------------------------------------------------------------
 # Packages and feeds.
@@ -74,6 +75,28 @@ feed v3b key "$KEYFPR" "$DEB1" "$DEB2" "$DEB3" "$DEB3B"
 feed v4 key "$KEYFPR" "$DEB1" "$DEB2" "$DEB3" "$DEB3B" "$DEB4"
 FEED_BYTES=$(du -sb "$WORK/feeds/v2" | cut -f1)
 
+# The rpm part: v1, v2 and v3b (v2's binary, as a build that serves but reports another
+# version) as ci/build-oe-package.sh makes them, from the binaries built above, in signed
+# rpm feeds; and one whose repomd.xml was changed after signing.
+oe_rpm() { bash "$ROOT/ci/build-oe-package.sh" rpm --binary "$1" --arch "$DEBARCH" --version "$2" --out "$WORK/rpms" | tail -n1; }
+RPM1=$(oe_rpm "$DEBS/portico-$V1" "$V1"); RPM2=$(oe_rpm "$DEBS/portico-$V2" "$V2")
+RPM3B=$(oe_rpm "$DEBS/portico-$V2" "$V3B")
+rpm_feed() { GNUPGHOME=$WORK/key bash "$ROOT/ci/feed.sh" rpm --key "$KEYFPR" --out "$WORK/feeds/$1" "${@:2}" 2>/dev/null; }
+rpm_feed rpm-v2 "$RPM1" "$RPM2"
+rpm_feed rpm-tampered "$RPM1" "$RPM2"
+sed -i 's|<revision>|<revision>1|' "$WORK/feeds/rpm-tampered/repodata/repomd.xml"
+rpm_feed rpm-v3b "$RPM1" "$RPM2" "$RPM3B"
+# The guest's rpm database knows none of Debian's packages: one package provides what
+# portico's rpm requires (libc, /bin/sh), as a Yocto image's packages would.
+mkdir -p "$WORK/provides"
+{
+    printf 'Name: debian-base\nVersion: 1\nRelease: 1\nSummary: what the Debian guest has\nLicense: MIT\n'
+    rpm -qp --requires "$RPM1" | grep -v '^rpmlib(' | sort -u | sed 's/^/Provides: /'
+    printf '%%description\nTest only.\n%%files\n'
+} >"$WORK/provides/base.spec"
+rpmbuild --quiet -bb --define "_topdir $WORK/provides" --define "_rpmdir $WORK/provides" \
+    --define '_build_name_fmt base.rpm' "$WORK/provides/base.spec" >/dev/null 2>&1
+
 # The feed server: the host's loopback only; $WORK/served says which feed it serves.
 FEED_PORT=$(free_port)
 serve() { ln -sfn "$WORK/feeds/$1" "$WORK/served"; }
@@ -95,6 +118,12 @@ for unit in portico-update.timer portico-update.path portico-update.service; do
         || { echo "$QEMU_NAME: installing v1.deb did not enable $unit" >&2; exit 1; }
 done
 qemu_feed_guest "$R" "$WORK/key/feed.gpg"
+# The rpm part's files: the packages, and the dnf repository of portico as a Yocto image
+# with PORTICO_FEED_URI has it (portico-update.inc).
+mkdir -p "$R/root/rpms"; cp "$RPM1" "$R/root/rpms/v1.rpm"; cp "$WORK/provides/base.rpm" "$R/root/rpms/"
+install -D -m 0644 "$WORK/key/feed.asc" "$R/etc/pki/portico-feed/feed.asc"
+printf '[portico]\nname=portico\nbaseurl=http://10.0.3.100/\ngpgcheck=1\nrepo_gpgcheck=1\ngpgkey=file:///etc/pki/portico-feed/feed.asc\n' \
+    | install -D -m 0644 /dev/stdin "$R/etc/yum.repos.d/portico.repo"
 qemu_disk "$R"
 qemu_initrd virtio_pci virtio_blk crc32c_generic ext4
 rm -rf "$R"
@@ -279,6 +308,46 @@ if wait_ready 2 300; then
     fi
 else
     fail "power cut: the guest did not come back"
+fi
+
+# ---------------------------------------------------------------------------------------
+# rpm with dnf, in the same guest: the .deb purged, v1's rpm installed (its scriptlet
+# enables the units again), the updater told to use dnf.
+RV1=${V1//-/+}-r0 RV2=${V2//-/+}-r0 RV3B=${V3B//-/+}-r0
+rpm_installed() { guest "rpm -q --qf '%{VERSION}-%{RELEASE}' portico" || true; }
+serve rpm-v2
+out=$(guest "dpkg --purge portico && rpm -i /root/rpms/base.rpm /root/rpms/v1.rpm && echo package_manager=dnf >>/etc/portico/update.conf" 300) || true
+if wait_200 60 && [[ $(api .portico.version) == "$V1" && $(rpm_installed) == "$RV1" ]]; then
+    pass "rpm: v1's rpm installed in place of the .deb, serves"
+else
+    fail "rpm: v1's rpm: installed '$(rpm_installed)', serving '$(api .portico.version)'"; tail -n 8 <<<"$out" | sed 's/^/    /'
+fi
+c=$(cursor portico.socket); st0=$(socket_entered)
+load_start --keepalive 2
+t=$(guest_now); request install
+wait_run "$t" 400 >/dev/null || true
+load_stop
+if load_clean && [[ $(st .result) == installed && $(rpm_installed) == "$RV2" && $(api .portico.version) == "$V2" ]] \
+    && socket_stayed "$c" "$st0"; then
+    pass "rpm: dnf upgrade v1->v2 from the signed repository under load: $(load_summary); $(st .detail)"
+else
+    fail "rpm: dnf upgrade: installed '$(rpm_installed)'; $(load_summary); $SOCKET_NOTE; status $(summary)"
+fi
+serve rpm-tampered
+t=$(guest_now); request check
+if wait_run "$t" 300 >/dev/null && [[ $(st .result) == refused && $(rpm_installed) == "$RV2" ]]; then
+    pass "rpm: a repository whose repomd.xml changed after signing is refused: $(st .detail)"
+else
+    fail "rpm: tampered repository: installed '$(rpm_installed)', status $(summary)"
+fi
+serve rpm-v3b
+t=$(guest_now); t0=$(now_s); timer_run
+wait_run "$t" 400 >/dev/null || true
+secs=$(elapsed "$t0")
+if [[ $(st .result) == rolled-back && $(st .last_rollback.from) == "$RV3B" && $(rpm_installed) == "$RV2" && $(api .portico.version) == "$V2" ]]; then
+    pass "rpm: $RV3B installed by dnf, found unhealthy, rolled back to $RV2 (rpm -U --oldpackage of the kept package) in ${secs} s; $(st .last_rollback.reason)"
+else
+    fail "rpm: rollback: installed '$(rpm_installed)', serving '$(api .portico.version)', status $(summary)"
 fi
 
 qemu_stop "systemctl --no-block poweroff"
