@@ -154,13 +154,16 @@ wait_run() {
     done
     elapsed "$t0"
 }
-# timer_run: portico-update.timer fires now (a runtime drop-in: OnActiveSec=1s, no delay),
-# so the run is the timer's own, as it is daily.
+# timer_run: portico-update.timer fires now (a runtime drop-in: OnActiveSec=1s, no delay,
+# no coalescing), so the run is the timer's own, as it is daily. The drop-in goes once the
+# timer has started the service (its last trigger time changed).
 timer_run() {
     local d=/run/systemd/system/portico-update.timer.d
-    guest "mkdir -p $d && printf '[Timer]\nOnActiveSec=1s\nRandomizedDelaySec=0\n' >$d/now.conf \
-        && systemctl daemon-reload && systemctl restart portico-update.timer && sleep 3 \
-        && rm $d/now.conf && systemctl daemon-reload" >/dev/null
+    guest "mkdir -p $d && printf '[Timer]\nOnActiveSec=1s\nRandomizedDelaySec=0\nAccuracySec=1us\n' >$d/now.conf \
+        && t=\$(systemctl show -p LastTriggerUSecMonotonic --value portico-update.timer) \
+        && systemctl daemon-reload && systemctl restart portico-update.timer \
+        && for i in \$(seq 60); do [ \"\$(systemctl show -p LastTriggerUSecMonotonic --value portico-update.timer)\" != \"\$t\" ] && break; sleep 0.5; done; \
+        rm $d/now.conf && systemctl daemon-reload" 60 >/dev/null
 }
 # request WORD: what portico does for "check now"/"install now": a temp file, renamed into place.
 request() { guest "printf '$1\n' >$APPDIR/update-request.tmp && mv $APPDIR/update-request.tmp $APPDIR/update-request" >/dev/null; }
@@ -274,7 +277,9 @@ else
 fi
 # Untrusted input: a symlink in place of the request is not followed (and removed).
 guest "ln -sf /etc/shadow $APPDIR/update-request" >/dev/null
-sleep 5
+deadline=$((SECONDS + 120))
+while guest "test -L $APPDIR/update-request" && ((SECONDS < deadline)); do sleep 1; done
+wait_run 0 120 >/dev/null || true
 if [[ $(st .result) == available ]] && ! guest "test -e $APPDIR/update-request -o -L $APPDIR/update-request" \
     && guest "journalctl -q -o cat -u portico-update.service | grep -q 'ignored an update-request'"; then
     pass "untrusted request: a symlink is not followed, it is removed and logged"
