@@ -9,7 +9,8 @@
 # It installs the same files as every other way of installing portico (ci/layer-builds.sh
 # compares them): /usr/bin/portico, the units of systemd/ (system and user) and the user
 # preset, everything under rootfs-overlay/ laid onto / (files under /etc become
-# conffiles), plus copyright and changelog. The maintainer scripts are
+# conffiles), the updater (packaging/portico-update as /usr/sbin/portico-update, its units
+# and /etc/portico/update.conf), plus copyright and changelog. The maintainer scripts are
 # packaging/scriptlets/portico-maint.sh, pasted whole, with one call line each.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -78,6 +79,11 @@ done
 for unit in systemd/user/*; do
     install -D -m 0644 "$unit" "$root/usr/lib/systemd/user/${unit##*/}"
 done
+install -D -m 0755 packaging/portico-update "$root/usr/sbin/portico-update"
+for unit in systemd/portico-update.service systemd/portico-update.timer systemd/portico-update.path; do
+    install -D -m 0644 "$unit" "$root/usr/lib/systemd/system/${unit##*/}"
+done
+install -D -m 0644 packaging/update.conf "$root/etc/portico/update.conf"
 # Keeps the user units off for an image built with `systemctl --global preset-all`.
 install -D -m 0644 -t "$root/usr/lib/systemd/user-preset" systemd/user-preset/*
 # The overlay as it is: directories 0755, files keep their executable bit or get 0644.
@@ -130,6 +136,10 @@ Description: socket-activated status page and JSON API for embedded devices
  and starts the service on the first connection, under a transient unprivileged
  user. Upgrades restart only the service: systemd keeps the listening sockets,
  so no request is refused.
+ .
+ portico-update (daily, or when the owner asks on the page) installs a newer
+ portico from the device maker's signed feed, checks that it serves, and puts
+ the old version back if it does not.
 EOF
 
 deb=$out/portico_${version}_${arch}.deb

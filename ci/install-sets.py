@@ -14,8 +14,9 @@
   ci/install-sets.py presets DIR
       does to a copy of DIR what oe-core does at rootfs time, after adding the presets
       systemd.bbclass writes into the package: `systemctl --preset-mode=enable-only
-      preset-all`, plain and --global. Only portico.socket and (with the default
-      PACKAGECONFIG, tls) portico-https.socket may end up enabled, and no user unit. Then once more without the user preset of the tree, which must enable the user
+      preset-all`, plain and --global. Only portico.socket, (with the default
+      PACKAGECONFIG, tls) portico-https.socket and the updater's three units (package
+      portico-update) may end up enabled, and no user unit. Then once more without the user preset of the tree, which must enable the user
       units: the check can tell.
 """
 import hashlib
@@ -37,6 +38,7 @@ OE_PATHS = {
     "prefix": "/usr",
     "exec_prefix": "/usr",
     "bindir": "/usr/bin",
+    "sbindir": "/usr/sbin",
     "sysconfdir": "/etc",
     "nonarch_base_libdir": "/usr/lib",
     "nonarch_libdir": "/usr/lib",
@@ -59,6 +61,17 @@ ONLY_IN = {
     },
     "yocto": {},
 }
+# Files every way installs but one, and why.
+NOT_IN = {
+    "buildroot": {
+        p: "the updater needs a package manager, which a Buildroot image has not"
+        for p in ("usr/sbin/portico-update", "etc/portico/update.conf",
+                  "usr/lib/systemd/system/portico-update.service",
+                  "usr/lib/systemd/system/portico-update.timer",
+                  "usr/lib/systemd/system/portico-update.path")
+    },
+}
+UPDATER_UNITS = ["portico-update.timer", "portico-update.path", "portico-update.service"]
 
 
 def recipe():
@@ -86,12 +99,20 @@ def expand(text, variables, what):
     return re.sub(r"\$\{([A-Za-z0-9_]+)\}", one, text)
 
 
+def includes():
+    """The text of the .inc files the recipe requires (the updater's: portico-update.inc)."""
+    return "".join(open(os.path.join(ROOT, RECIPE_GLOB, name)).read()
+                   for name in re.findall(r"^require (portico-update\.inc)$", recipe(), re.M))
+
+
 def yocto_install(src, build, dest):
-    text = recipe()
-    m = re.search(r"^do_install:append\(\) \{\n(.*?)^\}", text, re.M | re.S)
-    if not m:
+    text = recipe() + includes()
+    bodies = re.findall(r"^do_install:append\(\) \{\n(.*?)^\}", text, re.M | re.S)
+    if not bodies:
         sys.exit("no do_install:append() { ... } in the recipe")
-    variables = dict(OE_PATHS, S=src, B=build, D=dest, PORTICO_HTTPS_SOCKET=https_socket())
+    # The feed is the image maker's (PORTICO_FEED_URI ??= ""): none here, as by default.
+    variables = dict(OE_PATHS, S=src, B=build, D=dest, PORTICO_HTTPS_SOCKET=https_socket(),
+                     PORTICO_FEED_URI="", PORTICO_FEED_KEY="", IMAGE_PKGTYPE="rpm")
     # cargo.bbclass's cargo_do_install, for a binary crate (no libraries, no examples).
     release = os.path.join(build, "target", "aarch64-unknown-linux-gnu", "release")
     installed = 0
@@ -104,7 +125,7 @@ def yocto_install(src, build, dest):
             installed += 1
     if not installed:
         sys.exit(f"cargo_do_install would fail: no executable in {release}")
-    body = expand(m.group(1), variables, "do_install:append")
+    body = expand("".join(bodies), variables, "do_install:append")
     run = subprocess.run(["sh", "-e", "-x", "-c", "umask 022\n" + body], cwd=build,
                          capture_output=True, text=True)
     if run.returncode:
@@ -139,6 +160,9 @@ def compare(trees):
         present = [n for n, v in have.items() if v]
         if len(present) == 1 and path in ONLY_IN.get(present[0], {}):
             continue
+        absent = [n for n in lists if n not in present]
+        if len(absent) == 1 and path in NOT_IN.get(absent[0], {}) and len(set(have[n] for n in present)) == 1:
+            continue
         if len(present) != len(lists) or len(set(have.values())) != 1:
             problems.append(path + ":\n" + "".join(
                 f"    {n:10} {v[0] + ' ' + (v[1] or '(built)')[:16] if v else 'not installed'}\n"
@@ -147,13 +171,18 @@ def compare(trees):
         for path in extras:
             if name in lists and path not in lists[name]:
                 problems.append(f"{path}: listed as installed by {name} only, but {name} does not install it")
+    for name, missing in NOT_IN.items():
+        for path in missing:
+            if name in lists and path in lists[name]:
+                problems.append(f"{path}: listed as not installed by {name} ({missing[path]}), but it is")
     if problems:
         print("The ways of installing portico differ:\n" + "".join(problems), file=sys.stderr)
         return 1
-    common = len(paths) - sum(len(v) for v in ONLY_IN.values())
+    common = len(paths) - sum(len(v) for v in ONLY_IN.values()) - sum(len(v) for v in NOT_IN.values())
     print(f"PASS install sets: {', '.join(trees)} install the same {common} files "
           f"(path, mode, content; the binary by path and mode), "
-          f"plus {', '.join(f'{n} {len(v)}' for n, v in ONLY_IN.items() if v)} of their own")
+          f"plus {', '.join(f'{n} {len(v)}' for n, v in ONLY_IN.items() if v)} of their own, "
+          f"and {', '.join(f'{len(v)} not in {n}' for n, v in NOT_IN.items())} (the updater)")
     return 0
 
 
@@ -170,7 +199,8 @@ def preset_all(tree, drop_user_preset=False):
         # What systemd.bbclass adds at packaging for SYSTEMD_SERVICE = "portico.socket
         # ${PORTICO_HTTPS_SOCKET}", SYSTEMD_AUTO_ENABLE = "enable": a 98-<pkg>.preset for the
         # system units and, since user units of that name exist, one for the user units.
-        for kind, units in (("system", sockets()), ("user", ["portico.socket"])):
+        # The updater's package, portico-update, gets its own preset for its three units.
+        for kind, units in (("system", sockets() + UPDATER_UNITS), ("user", ["portico.socket"])):
             path = os.path.join(root, "usr/lib/systemd", f"{kind}-preset", "98-portico.preset")
             os.makedirs(os.path.dirname(path), exist_ok=True)
             with open(path, "a") as f:
@@ -188,7 +218,10 @@ def sockets():
 
 
 def presets(tree):
-    want = sorted(f"etc/systemd/system/sockets.target.wants/{unit}" for unit in sockets())
+    want = sorted([f"etc/systemd/system/sockets.target.wants/{unit}" for unit in sockets()]
+                  + ["etc/systemd/system/timers.target.wants/portico-update.timer",
+                     "etc/systemd/system/paths.target.wants/portico-update.path",
+                     "etc/systemd/system/multi-user.target.wants/portico-update.service"])
     got = preset_all(tree)
     if got != want:
         print(f"FAIL presets: oe-core's rootfs preset-all enables {got}, want only {want}", file=sys.stderr)

@@ -15,6 +15,10 @@
 #      with a systemctl that records its calls: which units each step starts, stops and
 #      resets, in which order (an upgrade revives a failed socket and never stops it), and
 #      which markers they leave in the namespace's /var.
+#   5. Signed feeds (ci/feed.sh) of each format from the package of step 2, with a
+#      throwaway key: each signature verifies with gpgv and the public key alone, and no
+#      longer once the signed index is altered. The ipk feed is checked only so, offline:
+#      opkg is not built here (the apt feed is booted by ci/qemu-update.sh).
 # Run ci/cross-build.sh first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -322,6 +326,30 @@ t_live_reinstall() { # dpkg: remove, then install again (dpkg says "configure OL
 }
 check "live rpm erase keeps the markers; purge (dpkg, opkg) removes them" t_live_purge_marks
 check "live dpkg reinstall after a remove (not purge): enables and starts both sockets, as an install" t_live_reinstall
+
+# --- 5. signed feeds
+feeds=$tmp/feeds
+t_feeds() {
+    local fpr bin=$tmp/x/usr/bin/portico f rpm ipk
+    fpr=$(bash ci/feed.sh key "$feeds/key") || return 1
+    rpm=$(bash ci/build-oe-package.sh rpm --binary "$bin" --arch "$arch" --version "$version" --out "$feeds/pkgs" | tail -n1) &&
+        ipk=$(bash ci/build-oe-package.sh ipk --binary "$bin" --arch "$arch" --version "$version" --out "$feeds/pkgs" | tail -n1) &&
+        GNUPGHOME=$feeds/key bash ci/feed.sh apt --key "$fpr" --out "$feeds/apt" "$deb1" &&
+        GNUPGHOME=$feeds/key bash ci/feed.sh rpm --key "$fpr" --out "$feeds/rpm" "$rpm" &&
+        GNUPGHOME=$feeds/key bash ci/feed.sh ipk --key "$fpr" --out "$feeds/ipk" "$ipk" || return 1
+    gpgv --keyring "$feeds/key/feed.gpg" "$feeds/apt/dists/portico/InRelease" &&
+        gpgv --keyring "$feeds/key/feed.gpg" "$feeds/rpm/repodata/repomd.xml.asc" "$feeds/rpm/repodata/repomd.xml" &&
+        gpgv --keyring "$feeds/key/feed.gpg" "$feeds/ipk/Packages.sig" "$feeds/ipk/Packages" &&
+        gpgv --keyring "$feeds/key/feed.gpg" "$feeds/ipk/Packages.asc" "$feeds/ipk/Packages" || return 1
+    # Altered after signing: no longer verifies.
+    for f in "$feeds/apt/dists/portico/Release" "$feeds/rpm/repodata/repomd.xml" "$feeds/ipk/Packages"; do
+        echo ' ' >>"$f"
+    done
+    ! gpgv --keyring "$feeds/key/feed.gpg" "$feeds/apt/dists/portico/Release.gpg" "$feeds/apt/dists/portico/Release" &&
+        ! gpgv --keyring "$feeds/key/feed.gpg" "$feeds/rpm/repodata/repomd.xml.asc" "$feeds/rpm/repodata/repomd.xml" &&
+        ! gpgv --keyring "$feeds/key/feed.gpg" "$feeds/ipk/Packages.sig" "$feeds/ipk/Packages"
+} >>"$tmp/dpkg.log" 2>&1
+check "signed feeds (ci/feed.sh apt, rpm, ipk): gpgv verifies each with the public key alone, and fails once the index is altered" t_feeds
 
 if [ "$failed" -gt "$failed_before" ]; then
     echo "--- dpkg and scriptlet log:"

@@ -639,3 +639,28 @@ if got != [str(size)]:
     sys.exit("guest_put: %s has %s bytes in the guest, not %d" % (dest, got, size))
 PY
 }
+
+# ---------------------------------------------------------------------------------------
+# A package feed for the guest (ci/qemu-update.sh).
+QEMU_FEED_MAC=52:54:00:0f:ee:d0
+# qemu_feed_nic PORT: qemu_start boots the guest with a second network card whose only
+# peer is 10.0.3.100:80, forwarded by QEMU (guestfwd) to 127.0.0.1:PORT on the host; with
+# restrict=on the guest reaches nothing else through it. Call it before qemu_start.
+# guestfwd's "-tcp:HOST:PORT" form is one chardev connection, made once at QEMU's start:
+# the guest's second connection fails. "-cmd:" runs the command for each connection.
+qemu_feed_nic() {
+    QEMU+=(-netdev "user,id=feed,restrict=on,net=10.0.3.0/24,guestfwd=tcp:10.0.3.100:80-cmd:socat STDIO TCP:127.0.0.1:$1"
+        -device "virtio-net-pci,netdev=feed,mac=$QEMU_FEED_MAC,romfile=")
+}
+# qemu_feed_guest DIR KEY: the guest's side of it, in its root DIR: the card's address, and
+# the portico feed where a device maker puts it (README "Updates in the field"): the
+# public key KEY (binary OpenPGP) and a deb822 sources file that trusts only that key.
+qemu_feed_guest() {
+    local r=$1
+    # Before 10-qemu-test.network, which matches every card by name.
+    printf '[Match]\nMACAddress=%s\n\n[Link]\nRequiredForOnline=no\n\n[Network]\nAddress=10.0.3.15/24\n' "$QEMU_FEED_MAC" \
+        >"$r/etc/systemd/network/05-qemu-feed.network"
+    install -D -m 0644 "$2" "$r/etc/apt/keyrings/portico-feed.gpg"
+    printf '%s\n' 'Types: deb' 'URIs: http://10.0.3.100/' 'Suites: portico' 'Components: main' \
+        'Signed-By: /etc/apt/keyrings/portico-feed.gpg' >"$r/etc/apt/sources.list.d/portico.sources"
+}

@@ -54,6 +54,13 @@
 #            (not purge) as an upgrade from the version removed, which would enable nothing
 #            (the sockets are disabled now); with that marker it is an install.
 #   removed  daemon-reload, so systemd forgets the units whose files are gone.
+#   The updater (where the package has it: portico-update.timer, .path and .service, see
+#   packaging/portico-update): install enables the three (the service for its run at boot)
+#   and starts the timer and the path unit; the first upgrade to a package that has them
+#   does the same, once (its marker): after that an admin's disable holds. An upgrade
+#   starts the enabled timer and path unit and never stops or restarts the service: it
+#   may be the updater's own run that installs this package. remove stops the timer and
+#   the path unit and disables the three; purge also deletes /var/lib/portico-update.
 #   purge    remove what systemd may have left for the service (DynamicUser state, cache
 #            and log directories) and the markers, so that a new install starts afresh;
 #            /etc/portico goes with the conffile, by the package manager.
@@ -85,6 +92,26 @@ portico_sockets() {
         if [ -e "$root$dir/portico-https.socket" ]; then
             sockets="portico.socket portico-https.socket"
             return 0
+        fi
+    done
+}
+
+# Sets $updater: the updater's units where the package installed them, else nothing.
+portico_updater() {
+    updater=''
+    for dir in /etc/systemd/system /usr/lib/systemd/system /lib/systemd/system; do
+        if [ -e "$root$dir/portico-update.timer" ]; then
+            updater="portico-update.timer portico-update.path portico-update.service"
+            return 0
+        fi
+    done
+}
+
+# Starts the updater's timer and path unit where they are enabled (an admin's disable holds).
+portico_updater_start() {
+    for unit in portico-update.timer portico-update.path; do
+        if systemctl is-enabled --quiet "$unit"; then
+            portico_systemctl start "$unit"
         fi
     done
 }
@@ -139,20 +166,27 @@ portico_step() {
         live=true
     fi
     portico_sockets
+    portico_updater
     # $sockets is split into unit names on purpose, here and below.
     # shellcheck disable=SC2086
     case $step in
         install)
             if [ -n "$root" ]; then
-                portico_systemctl --root="$root" enable $sockets
+                portico_systemctl --root="$root" enable $sockets $updater
             else
-                portico_systemctl enable $sockets
+                portico_systemctl enable $sockets $updater
                 if $live; then
                     portico_systemctl daemon-reload
                     portico_systemctl start $sockets
+                    if [ -n "$updater" ]; then
+                        portico_updater_start
+                    fi
                 fi
             fi
             portico_mark $sockets
+            if [ -n "$updater" ]; then
+                portico_mark portico-update.timer
+            fi
             rm -f "$marks/removed"
             ;;
         upgrade)
@@ -167,15 +201,25 @@ portico_step() {
             elif [ -n "$root" ]; then
                 portico_upgrade_sockets >/dev/null
             fi
+            if [ -n "$updater" ] && [ ! -e "$marks/portico-update.timer.enabled" ]; then
+                portico_systemctl ${root:+"--root=$root"} enable $updater
+                portico_mark portico-update.timer
+            fi
+            if [ -n "$updater" ] && $live; then
+                portico_updater_start
+            fi
             ;;
         remove)
             if $live; then
                 portico_systemctl stop $sockets portico.service
+                if [ -n "$updater" ]; then
+                    portico_systemctl stop portico-update.timer portico-update.path
+                fi
             fi
             if [ -n "$root" ]; then
-                portico_systemctl --root="$root" disable $sockets portico.service
+                portico_systemctl --root="$root" disable $sockets portico.service $updater
             else
-                portico_systemctl disable $sockets portico.service
+                portico_systemctl disable $sockets portico.service $updater
                 systemctl --global disable portico.socket portico.service >/dev/null 2>&1 || true
             fi
             mkdir -p "$marks" && touch "$marks/removed" ||
@@ -190,7 +234,7 @@ portico_step() {
             for d in lib cache log; do
                 rm -rf "$root/var/$d/portico" "$root/var/$d/private/portico"
             done
-            rm -rf "$marks"
+            rm -rf "$marks" "$root/var/lib/portico-update"
             ;;
         nothing) ;;
         *)

@@ -172,3 +172,6 @@ python populate_packages:prepend() {
     if os.path.exists(preset):
         os.remove(preset)
 }
+
+# The updater, its own package portico-update (see that file).
+require portico-update.inc

@@ -1,0 +1,361 @@
+#!/usr/bin/env bash
+# Field updates from a signed feed, in QEMU (issue 18): portico-update on a booted Debian
+# guest takes portico from a signed apt feed served on the host's loopback, refuses what
+# does not check, rolls back what does not serve, survives a power cut, and does what the
+# owner set.
+#
+#   ci/qemu-update.sh [x86_64|aarch64]    (x86_64 by default; run as root on Debian 12)
+#
+# x86_64 by default: its guest boots and runs dpkg faster under TCG than aarch64 (notes:
+# 10 s to the first 200 against 12-24 s), and its portico is a native build, which CI's
+# other steps have compiled the crates of already; the updater is a shell script, the same
+# on every architecture, and ci/qemu-test.sh covers the aarch64 package.
+#
+# Builds portico v1 and v2 (real builds that differ only in PORTICO_VERSION) as .debs with
+# ci/build-deb.sh, and test packages made from them with dpkg-deb -R and a re-pack (as
+# ci/qemu-test.sh makes its broken one): v3, whose binary exits 1 at start; v3b, which
+# serves but reports another version (v2's binary), as a build that starts but fails its
+# health check; v4, the same again, for the power cut. Signs feeds with ci/feed.sh and a
+# throwaway key, and one with another key. The guest has portico v1, the public key and
+# the feed's address (/etc/apt/sources.list.d/portico.sources, Signed-By=) in its image,
+# and reaches nothing but the feed: a second network card whose only peer is QEMU's
+# guestfwd to an HTTP server on the host's 127.0.0.1 (restrict=on). The host changes the
+# feed the guest sees by switching which directory that server serves. Each check prints
+# PASS:/FAIL:, the last line is "N passed, N failed".
+#
+# Environment: QEMU_TEST_TIMEOUT (seconds for the whole run, default 1500),
+# QEMU_TEST_KEEP=1 keeps the work dir and console log even on success.
+set -euo pipefail
+shopt -s inherit_errexit
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd) QEMU_NAME=qemu-update
+# shellcheck source=ci/qemu/lib.sh
+source "$ROOT/ci/qemu/lib.sh"
+qemu_time_bound "${QEMU_TEST_TIMEOUT:-1500}" "$@"
+# The guest has dnf (Debian's) beside apt, for the rpm part.
+qemu_prepare "${1:-x86_64}" "$QEMU_BASE_PKGS,rpm,dnf,dnf-plugins-core"
+apt_install gnupg apt-utils xz-utils python3 rpm
+
+# ---------------------------------------------------------------------------------------
+# Packages and feeds.
+T1=$(now_s)
+DEBS=$WORK/debs
+DEB1=$(qemu_package "$V1" "$DEBS" build-deb.sh); DEB2=$(qemu_package "$V2" "$DEBS" build-deb.sh)
+V3=$PKGVER-v3-test V3B=$PKGVER-v3b-test V4=$PKGVER-v4-test
+# relabel FROM VERSION [BINARY-SCRIPT]: FROM's .deb as VERSION, its binary replaced by the
+# script when given; prints the new .deb's path.
+relabel() {
+    local d=$DEBS/relabel out=$DEBS/portico_$2_$DEBARCH.deb
+    rm -rf "$d"; dpkg-deb -R "$1" "$d"
+    [[ -z ${3:-} ]] || printf '%s\n' '#!/bin/sh' "$3" >"$d/usr/bin/portico"
+    sed -i "s/^Version: .*/Version: $2/" "$d/DEBIAN/control"
+    dpkg-deb -b "$d" "$out" >/dev/null; rm -rf "$d"
+    echo "$out"
+}
+DEB3=$(relabel "$DEB2" "$V3" 'echo "portico: a broken build, exiting 1" >&2; exit 1')
+DEB3B=$(relabel "$DEB2" "$V3B")
+DEB4=$(relabel "$DEB2" "$V4")
+T_BUILD=$(elapsed "$T1")
+
+KEYFPR=$(bash "$ROOT/ci/feed.sh" key "$WORK/key")
+OTHERFPR=$(bash "$ROOT/ci/feed.sh" key "$WORK/otherkey" "someone else")
+# feed NAME KEYDIR FPR DEB...: a signed apt feed in $WORK/feeds/NAME.
+feed() {
+    GNUPGHOME=$WORK/$2 bash "$ROOT/ci/feed.sh" apt --key "$3" --out "$WORK/feeds/$1" "${@:4}" 2>/dev/null
+}
+feed v2 key "$KEYFPR" "$DEB1" "$DEB2"
+feed otherkey otherkey "$OTHERFPR" "$DEB1" "$DEB2"
+feed unsigned key "$KEYFPR" "$DEB1" "$DEB2"
+rm "$WORK/feeds/unsigned/dists/portico/InRelease" "$WORK/feeds/unsigned/dists/portico/Release.gpg"
+feed tampered key "$KEYFPR" "$DEB1" "$DEB2"
+# One byte of v2's package changed after signing: same size, another hash.
+printf 'X' | dd of="$(ls "$WORK"/feeds/tampered/pool/main/portico_"$V2"_*.deb)" bs=1 seek=2000 conv=notrunc status=none
+feed v3 key "$KEYFPR" "$DEB1" "$DEB2" "$DEB3"
+feed v3b key "$KEYFPR" "$DEB1" "$DEB2" "$DEB3" "$DEB3B"
+feed v4 key "$KEYFPR" "$DEB1" "$DEB2" "$DEB3" "$DEB3B" "$DEB4"
+FEED_BYTES=$(du -sb "$WORK/feeds/v2" | cut -f1)
+
+# The rpm part: v1, v2 and v3b (v2's binary, as a build that serves but reports another
+# version) as ci/build-oe-package.sh makes them, from the binaries built above, in signed
+# rpm feeds; and one whose repomd.xml was changed after signing.
+oe_rpm() { bash "$ROOT/ci/build-oe-package.sh" rpm --binary "$1" --arch "$DEBARCH" --version "$2" --out "$WORK/rpms" | tail -n1; }
+RPM1=$(oe_rpm "$DEBS/portico-$V1" "$V1"); RPM2=$(oe_rpm "$DEBS/portico-$V2" "$V2")
+RPM3B=$(oe_rpm "$DEBS/portico-$V2" "$V3B")
+rpm_feed() { GNUPGHOME=$WORK/key bash "$ROOT/ci/feed.sh" rpm --key "$KEYFPR" --out "$WORK/feeds/$1" "${@:2}" 2>/dev/null; }
+rpm_feed rpm-v2 "$RPM1" "$RPM2"
+rpm_feed rpm-tampered "$RPM1" "$RPM2"
+sed -i 's|<revision>|<revision>1|' "$WORK/feeds/rpm-tampered/repodata/repomd.xml"
+rpm_feed rpm-v3b "$RPM1" "$RPM2" "$RPM3B"
+# The guest's rpm database knows none of Debian's packages: one package provides what
+# portico's rpm requires (libc, /bin/sh), as a Yocto image's packages would.
+mkdir -p "$WORK/provides"
+{
+    printf 'Name: debian-base\nVersion: 1\nRelease: 1\nSummary: what the Debian guest has\nLicense: MIT\n'
+    rpm -qp --requires "$RPM1" | grep -v '^rpmlib(' | sort -u | sed 's/^/Provides: /'
+    printf '%%description\nTest only.\n%%files\n'
+} >"$WORK/provides/base.spec"
+rpmbuild --quiet -bb --define "_topdir $WORK/provides" --define "_rpmdir $WORK/provides" \
+    --define '_build_name_fmt base.rpm' "$WORK/provides/base.spec" >/dev/null 2>&1
+
+# The feed server: the host's loopback only; $WORK/served says which feed it serves.
+FEED_PORT=$(free_port)
+serve() { ln -sfn "$WORK/feeds/$1" "$WORK/served"; }
+serve v2
+python3 -m http.server --bind 127.0.0.1 --directory "$WORK/served" "$FEED_PORT" >"$WORK/feed-server.log" 2>&1 &
+FEED_PID=$!
+
+# ---------------------------------------------------------------------------------------
+# Image: v1 installed by dpkg (its postinst enables the sockets and the updater's units),
+# the feed's address and public key where a maker puts them.
+T2=$(now_s)
+R=$WORK/rootfs
+qemu_systemd_guest "$R" portico-update-test
+cp "$DEB1" "$R/root/v1.deb"
+chroot "$R" dpkg -i /root/v1.deb >"$WORK/dpkg-v1.log" 2>&1 \
+    || { cat "$WORK/dpkg-v1.log" >&2; echo "$QEMU_NAME: installing v1.deb into the image failed" >&2; exit 1; }
+for unit in portico-update.timer portico-update.path portico-update.service; do
+    [[ $(systemctl --root="$R" is-enabled "$unit" 2>/dev/null) == enabled ]] \
+        || { echo "$QEMU_NAME: installing v1.deb did not enable $unit" >&2; exit 1; }
+done
+qemu_feed_guest "$R" "$WORK/key/feed.gpg"
+# The rpm part's files: the packages, and the dnf repository of portico as a Yocto image
+# with PORTICO_FEED_URI has it (portico-update.inc).
+mkdir -p "$R/root/rpms"; cp "$RPM1" "$R/root/rpms/v1.rpm"; cp "$WORK/provides/base.rpm" "$R/root/rpms/"
+install -D -m 0644 "$WORK/key/feed.asc" "$R/etc/pki/portico-feed/feed.asc"
+printf '[portico]\nname=portico\nbaseurl=http://10.0.3.100/\ngpgcheck=1\nrepo_gpgcheck=1\ngpgkey=file:///etc/pki/portico-feed/feed.asc\n' \
+    | install -D -m 0644 /dev/stdin "$R/etc/yum.repos.d/portico.repo"
+qemu_disk "$R"
+qemu_initrd virtio_pci virtio_blk crc32c_generic ext4
+rm -rf "$R"
+T_IMAGE=$(elapsed "$T2")
+
+# ---------------------------------------------------------------------------------------
+qemu_traps
+trap 'rc=$?; kill "$FEED_PID" 2>/dev/null; (exit $rc); qemu_cleanup' EXIT
+qemu_feed_nic "$FEED_PORT"
+qemu_start --https "systemd.journald.forward_to_console=1"
+LOAD_OPTS=(--keepalive 2 --tls-port "$HTTPS_PORT")
+qemu_booted "boot" 600
+wait_200 60 || fail "boot: no HTTP 200 within 60 s of the guest network"
+
+ST=/var/lib/portico-update/status.json
+APPDIR=/var/lib/private/portico
+st() { guest "cat $ST" | jq -r "$1" 2>/dev/null || true; } # JQ-FILTER on status.json
+installed() { guest "dpkg-query -W -f='\${Version}' portico" || true; }
+guest_now() { guest 'date +%s'; }
+# wait_run SINCE TIMEOUT: until status.json is "done" with run_at >= SINCE and the service
+# has stopped; prints the seconds it took.
+wait_run() {
+    local t0 deadline=$((SECONDS + $2))
+    t0=$(now_s)
+    until [[ $(st "select(.run_at >= $1) | .state") == "done" ]] \
+        && [[ $(prop portico-update.service ActiveState) != activating ]]; do
+        ((SECONDS < deadline)) || return 1; sleep 0.5
+    done
+    elapsed "$t0"
+}
+# timer_run: portico-update.timer fires now (a runtime drop-in: OnActiveSec=1s, no delay,
+# no coalescing), so the run is the timer's own, as it is daily. The drop-in goes once the
+# timer has started the service (its last trigger time changed).
+timer_run() {
+    local d=/run/systemd/system/portico-update.timer.d
+    guest "mkdir -p $d && printf '[Timer]\nOnActiveSec=1s\nRandomizedDelaySec=0\nAccuracySec=1us\n' >$d/now.conf \
+        && t=\$(systemctl show -p LastTriggerUSecMonotonic --value portico-update.timer) \
+        && systemctl daemon-reload && systemctl restart portico-update.timer \
+        && for i in \$(seq 60); do [ \"\$(systemctl show -p LastTriggerUSecMonotonic --value portico-update.timer)\" != \"\$t\" ] && break; sleep 0.5; done; \
+        rm $d/now.conf && systemctl daemon-reload" 60 >/dev/null
+}
+# request WORD: what portico does for "check now"/"install now": a temp file, renamed into place.
+request() { guest "printf '$1\n' >$APPDIR/update-request.tmp && mv $APPDIR/update-request.tmp $APPDIR/update-request" >/dev/null; }
+settings() { guest "printf '$1' >$APPDIR/update-settings.tmp && mv $APPDIR/update-settings.tmp $APPDIR/update-settings" >/dev/null; }
+summary() { guest "cat $ST" | jq -c '{trigger, result, detail, installed, available, rollbacks, skipped}' 2>/dev/null || echo '(no status.json)'; }
+# served_since VERSION TIMEOUT T0: until /api/status reports VERSION; prints the seconds since T0.
+served_since() {
+    local deadline=$((SECONDS + $2))
+    until [[ $(api .portico.version) == "$1" ]]; do ((SECONDS < deadline)) || return 1; sleep 0.2; done
+    elapsed "$3"
+}
+load_unserved() { jq '[.[] | objects | .failed - .timeout_host] | add' <<<"$LOAD"; }
+
+if [[ $(api .portico.version) == "$V1" && $(prop portico-update.timer ActiveState) == active \
+    && $(prop portico-update.path ActiveState) == active ]]; then
+    pass "boot: v1 serves; portico-update.timer and portico-update.path active (enabled by the package)"
+else
+    fail "boot: version '$(api .portico.version)', timer $(prop portico-update.timer ActiveState), path $(prop portico-update.path ActiveState)"
+fi
+echo "TIME: timer: $(guest 'systemctl list-timers --all --no-legend portico-update.timer' | tr -s ' ')"
+
+# ---------------------------------------------------------------------------------------
+# Refused: another key, no signature, a package altered after signing. Nothing installed,
+# the reason in status.json.
+for bad in otherkey unsigned tampered; do
+    serve "$bad"
+    t=$(guest_now); request install
+    if wait_run "$t" 300 >/dev/null && [[ $(st .result) == refused && $(installed) == "$V1" ]] \
+        && [[ $(api .portico.version) == "$V1" ]] && ! guest "ls /var/cache/apt/archives/portico_${V2}_* 2>/dev/null" | grep -q .; then
+        pass "refused ($bad feed): nothing installed, v1 serves; $(st .detail)"
+    else
+        fail "refused ($bad feed): installed '$(installed)'; status $(summary)"
+    fi
+done
+
+# ---------------------------------------------------------------------------------------
+# v1 -> v2 from the signed feed, "install now" (through the path unit), under the steady,
+# keep-alive and TLS streams: none fails, the socket stays.
+serve v2
+c=$(cursor portico.socket); st0=$(socket_entered)
+load_start "${LOAD_OPTS[@]}"
+t=$(guest_now); t_req=$(now_s); request install
+t_v2=$(served_since "$V2" 300 "$t_req") || t_v2=never
+wait_run "$t" 300 >/dev/null || true
+load_stop
+if load_clean && [[ $(st .result) == installed && $(installed) == "$V2" && $(st .trigger) == request ]]; then
+    pass "upgrade v1->v2 by the updater under load: $(load_summary); $(st .detail)"
+else
+    fail "upgrade v1->v2: $(load_summary); status $(summary)"
+fi
+if socket_stayed "$c" "$st0"; then pass "upgrade v1->v2: $SOCKET_NOTE"; else fail "upgrade v1->v2: $SOCKET_NOTE"; fi
+echo "TIME: 'install now' (request file renamed into place) to $V2 serving: $t_v2 s"
+echo "FIGURE: what the updater downloaded: $(guest "journalctl -q -o cat -u portico-update.service | grep -o 'Fetched [^(]*' | tail -n 2 | paste -sd';'" || true) (the whole feed of v1+v2: $FEED_BYTES bytes)"
+echo "FIGURE: $(guest "journalctl -q -o cat -u portico-update.service | grep -o 'memory peak of this run: .*' | tail -n1" || true)"
+
+# ---------------------------------------------------------------------------------------
+# Broken releases, by the timer: installed, found unhealthy, v2 back within 120 s; clients
+# that reached the guest answered; the next run does not install them again.
+broken_check() {
+    local name=$1 v=$2 t t0 secs
+    serve "$3"
+    fault_c=$(cursor portico.socket); fault_st0=$(socket_entered)
+    load_start --keepalive 2 --timeout 90
+    t=$(guest_now); t0=$(now_s); timer_run
+    wait_run "$t" 300 >/dev/null || true
+    secs=$(elapsed "$t0")
+    load_stop
+    local rb_from
+    rb_from=$(st .last_rollback.from)
+    if [[ $(st .result) == rolled-back && $rb_from == "$v" && $(installed) == "$V2" && $(api .portico.version) == "$V2" ]] \
+        && within "$secs" 120 && [[ $(load_unserved) == 0 ]]; then
+        pass "$name: $v installed by the timer's run, found unhealthy, $V2 back and serving ${secs} s after the run started; $(st .last_rollback.reason)"
+    else
+        fail "$name: after ${secs} s (limit 120 s): installed '$(installed)', serving '$(api .portico.version)', status $(summary)"
+    fi
+    if socket_stayed "$fault_c" "$fault_st0" && [[ $(load_unserved) == 0 ]]; then
+        pass "$name: every client that reached the guest was answered: $(load_summary); $SOCKET_NOTE"
+    else
+        fail "$name: clients: $(load_summary); $SOCKET_NOTE"
+    fi
+    echo "TIME: $name: timer's run to $V2 serving again: $secs s"
+    t=$(guest_now); timer_run; wait_run "$t" 300 >/dev/null || true
+    if [[ $(st .result) == up-to-date && $(installed) == "$V2" && $(st '.skipped | index("'"$v"'")') != null ]]; then
+        pass "$name: the next run does not install $v again: $(st .detail)"
+    else
+        fail "$name: the next run: installed '$(installed)', status $(summary)"
+    fi
+}
+within() { awk -v t="$1" -v l="$2" 'BEGIN { exit !(t <= l) }'; }
+broken_check "broken v3 (exits at start)" "$V3" v3
+broken_check "broken v3b (serves, reports another version)" "$V3B" v3b
+
+# ---------------------------------------------------------------------------------------
+# The owner turns automatic updates off: the timer's run installs nothing; "check now"
+# runs the updater through the path unit and status.json shows what is available.
+serve v4
+settings 'automatic=no\npostpone_until=0\n'
+t=$(guest_now); timer_run; wait_run "$t" 300 >/dev/null || true
+if [[ $(st .result) == off && $(st .available) == "$V4" && $(installed) == "$V2" && $(st .trigger) == timer ]]; then
+    pass "automatic off: the timer's run installed nothing ($(st .detail))"
+else
+    fail "automatic off: installed '$(installed)', status $(summary)"
+fi
+guest "rm -f $ST" >/dev/null
+t=$(guest_now); request check
+if secs=$(wait_run "$t" 120) && [[ $(st .result) == available && $(st .available) == "$V4" && $(st .trigger) == request \
+    && $(installed) == "$V2" ]] && ! guest "test -e $APPDIR/update-request"; then
+    pass "check now: the path unit started the updater ${secs} s after the rename; status.json: $(st .detail); request file taken"
+else
+    fail "check now: status $(summary); path unit $(prop portico-update.path ActiveState)"
+fi
+# Untrusted input: a symlink in place of the request is not followed (and removed).
+guest "ln -sf /etc/shadow $APPDIR/update-request" >/dev/null
+deadline=$((SECONDS + 120))
+while guest "test -L $APPDIR/update-request" && ((SECONDS < deadline)); do sleep 1; done
+wait_run 0 120 >/dev/null || true
+if [[ $(st .result) == available ]] && ! guest "test -e $APPDIR/update-request -o -L $APPDIR/update-request" \
+    && guest "journalctl -q -o cat -u portico-update.service | grep -q 'ignored an update-request'"; then
+    pass "untrusted request: a symlink is not followed, it is removed and logged"
+else
+    fail "untrusted request: status $(summary); $(guest "ls -l $APPDIR/" || true)"
+fi
+
+# ---------------------------------------------------------------------------------------
+# Power cut (sysrq b, no sync) while dpkg unpacks v4 ("install now"): after the boot
+# portico serves, the boot's run finishes dpkg, and a healthy version serves (v4 fails its
+# health check, so v2).
+settings 'automatic=yes\npostpone_until=0\n'
+# (systemd-run: a process left behind by the control shell would end with its service.)
+guest "systemd-run -q --unit=power-cut bash -c 'until compgen -G \"/var/lib/dpkg/updates/[0-9]*\" >/dev/null; do :; done; echo 1 >/proc/sys/kernel/sysrq; echo b >/proc/sysrq-trigger'" >/dev/null
+t_cut=$(now_s); request install
+if wait_ready 2 300; then
+    secs=$(elapsed "$t_cut")
+    wait_200 60 && served=$(api .portico.version) || served=none
+    if [[ -n $served && $served != none ]]; then pass "power cut: the guest rebooted (${secs} s) and portico serves ($served)"; else fail "power cut: no 200 after the reboot"; fi
+    # The boot's own run (trigger boot), then one more run.
+    deadline=$((SECONDS + 180))
+    until [[ $(prop portico-update.service ActiveState) != activating ]] || ((SECONDS > deadline)); do sleep 1; done
+    boot_status=$(summary)
+    t=$(guest_now); timer_run; wait_run "$t" 300 >/dev/null || true
+    audit=$(guest "dpkg --audit" || true)
+    v=$(api .portico.version)
+    if [[ -z $audit && $v == "$V2" && $(installed) == "$V2" ]] && [[ $(status /healthz) == 200 ]]; then
+        pass "power cut: after the next run dpkg --audit is clean and $V2 serves; at boot: $boot_status; then: $(summary)"
+    else
+        fail "power cut: dpkg --audit '$audit', serving '$v', installed '$(installed)'; at boot: $boot_status; then: $(summary)"
+    fi
+else
+    fail "power cut: the guest did not come back"
+fi
+
+# ---------------------------------------------------------------------------------------
+# rpm with dnf, in the same guest: the .deb purged, v1's rpm installed (its scriptlet
+# enables the units again), the updater told to use dnf.
+RV1=${V1//-/+}-r0 RV2=${V2//-/+}-r0 RV3B=${V3B//-/+}-r0
+rpm_installed() { guest "rpm -q --qf '%{VERSION}-%{RELEASE}' portico" || true; }
+serve rpm-v2
+out=$(guest "dpkg --purge portico && rpm -i /root/rpms/base.rpm /root/rpms/v1.rpm && echo package_manager=dnf >>/etc/portico/update.conf" 300) || true
+if wait_200 60 && [[ $(api .portico.version) == "$V1" && $(rpm_installed) == "$RV1" ]]; then
+    pass "rpm: v1's rpm installed in place of the .deb, serves"
+else
+    fail "rpm: v1's rpm: installed '$(rpm_installed)', serving '$(api .portico.version)'"; tail -n 8 <<<"$out" | sed 's/^/    /'
+fi
+c=$(cursor portico.socket); st0=$(socket_entered)
+load_start --keepalive 2
+t=$(guest_now); request install
+wait_run "$t" 400 >/dev/null || true
+load_stop
+if load_clean && [[ $(st .result) == installed && $(rpm_installed) == "$RV2" && $(api .portico.version) == "$V2" ]] \
+    && socket_stayed "$c" "$st0"; then
+    pass "rpm: dnf upgrade v1->v2 from the signed repository under load: $(load_summary); $(st .detail)"
+else
+    fail "rpm: dnf upgrade: installed '$(rpm_installed)'; $(load_summary); $SOCKET_NOTE; status $(summary)"
+fi
+serve rpm-tampered
+t=$(guest_now); request check
+if wait_run "$t" 300 >/dev/null && [[ $(st .result) == refused && $(rpm_installed) == "$RV2" ]]; then
+    pass "rpm: a repository whose repomd.xml changed after signing is refused: $(st .detail)"
+else
+    fail "rpm: tampered repository: installed '$(rpm_installed)', status $(summary)"
+fi
+serve rpm-v3b
+t=$(guest_now); t0=$(now_s); timer_run
+wait_run "$t" 400 >/dev/null || true
+secs=$(elapsed "$t0")
+if [[ $(st .result) == rolled-back && $(st .last_rollback.from) == "$RV3B" && $(rpm_installed) == "$RV2" && $(api .portico.version) == "$V2" ]]; then
+    pass "rpm: $RV3B installed by dnf, found unhealthy, rolled back to $RV2 (rpm -U --oldpackage of the kept package) in ${secs} s; $(st .last_rollback.reason)"
+else
+    fail "rpm: rollback: installed '$(rpm_installed)', serving '$(api .portico.version)', status $(summary)"
+fi
+
+qemu_stop "systemctl --no-block poweroff"
+kill "$FEED_PID" 2>/dev/null || true
+echo "TIME: $QEMU_NAME $ARCH: base ${T_BASE} s, builds and test packages ${T_BUILD} s, image ${T_IMAGE} s, VM and checks $(elapsed "$T_QEMU") s, total $(elapsed "$T0") s"
+qemu_finish
