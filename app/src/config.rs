@@ -113,7 +113,7 @@ const KEYS: &[Key] = &[
         name: "header_read_timeout",
         value: "DURATION",
         default: "10s",
-        help: "time to send a request's head (or finish the TLS handshake)",
+        help: "time to send a request's head or body (or finish the TLS handshake)",
         set: |c, v| {
             c.header_read_timeout = v.duration()?;
             Ok(())
