@@ -260,7 +260,11 @@ fn wrong_passwords_take_growing_time_while_others_are_served() {
         times.push(started.elapsed());
     }
     println!("wrong logins took {times:?}");
-    assert!(times[5] > times[0] + Duration::from_millis(900), "no growing delay: {times:?}");
+    // Each took at least its delay, however busy the machine (the router tests check the
+    // delays exactly): none for three, then 0.25 s, doubling.
+    for (n, least) in [(3, 250), (4, 500), (5, 1000)] {
+        assert!(times[n] >= Duration::from_millis(least), "guess {n} took {:?}: {times:?}", times[n]);
+    }
     let lines =
         device.portico.stderr().lines().filter(|l| l.contains("login failed: address=127.0.0.1")).count();
     assert_eq!(lines, 6, "one line per failure");

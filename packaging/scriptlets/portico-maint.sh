@@ -84,27 +84,31 @@ portico_systemctl() {
     systemctl "$@" || echo "portico: 'systemctl $*' failed; see 'systemctl status portico.socket'" >&2
 }
 
-# Sets $sockets: portico.socket, and portico-https.socket where the package installed it
-# (a build without TLS has no unit for 443). Looks under $root, as systemctl --root would.
-portico_sockets() {
-    sockets=portico.socket
+# Whether the unit file $1 is installed. Looks under $root, as systemctl --root would.
+portico_has_unit() {
     for dir in /etc/systemd/system /usr/lib/systemd/system /lib/systemd/system; do
-        if [ -e "$root$dir/portico-https.socket" ]; then
-            sockets="portico.socket portico-https.socket"
+        if [ -e "$root$dir/$1" ]; then
             return 0
         fi
     done
+    return 1
+}
+
+# Sets $sockets: portico.socket, and portico-https.socket where the package installed it
+# (a build without TLS has no unit for 443).
+portico_sockets() {
+    sockets=portico.socket
+    if portico_has_unit portico-https.socket; then
+        sockets="portico.socket portico-https.socket"
+    fi
 }
 
 # Sets $updater: the updater's units where the package installed them, else nothing.
 portico_updater() {
     updater=''
-    for dir in /etc/systemd/system /usr/lib/systemd/system /lib/systemd/system; do
-        if [ -e "$root$dir/portico-update.timer" ]; then
-            updater="portico-update.timer portico-update.path portico-update.service"
-            return 0
-        fi
-    done
+    if portico_has_unit portico-update.timer; then
+        updater="portico-update.timer portico-update.path portico-update.service"
+    fi
 }
 
 # Starts the updater's timer and path unit where they are enabled (an admin's disable holds).
