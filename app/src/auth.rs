@@ -881,6 +881,29 @@ mod tests {
         assert_eq!(throttle.failures_of(&known, now + FORGET_AFTER), 0, "forgotten in time");
     }
 
+    /// A change made with a session whose owner's state has moved on since the session was
+    /// checked (a new password or `reset-owner` in between) is refused, not saved.
+    #[tokio::test]
+    async fn a_change_from_a_session_of_an_earlier_state_is_refused() {
+        let dir = std::env::temp_dir().join(format!("portico-stale-{}", std::process::id()));
+        let lifetimes = Lifetimes { idle: Duration::from_secs(60), absolute: Duration::from_secs(600) };
+        let (auth, _) = Auth::open(Store::new(&dir), None, lifetimes);
+        let auth = Arc::new(auth);
+        let generation = auth.glance().generation;
+        let session = LoggedIn { token: String::new(), csrf: String::new(), generation };
+        auth.update(&session, |o| o.label = "fresh".into()).await.unwrap();
+        auth.modify(|o| {
+            o.generation += 1;
+            Ok(())
+        })
+        .await
+        .unwrap();
+        let stale = auth.update(&session, |o| o.label = "stale".into()).await;
+        assert!(matches!(stale, Err(AuthError::Refused(_))), "{stale:?}");
+        assert_eq!(auth.glance().label, "fresh");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     #[test]
     fn delays_grow_and_stop_growing() {
         assert_eq!(delay_after(2), Duration::ZERO);

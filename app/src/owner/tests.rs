@@ -277,6 +277,8 @@ async fn a_form_needs_the_sessions_token_and_the_devices_own_origin() {
         (form(Some("https://device"), None, encode(&[("label", "bench")])), StatusCode::UNPROCESSABLE_ENTITY),
         (form(Some("https://device"), None, label(&"0".repeat(32))), StatusCode::FORBIDDEN),
         (form(Some("https://device"), None, label(&csrf[..31])), StatusCode::FORBIDDEN),
+        // Two characters swapped: the differences cancel out if they are XORed together.
+        (form(Some("https://device"), None, label(&swapped(&csrf))), StatusCode::FORBIDDEN),
         (form(Some("https://evil.example"), None, label(&csrf)), StatusCode::FORBIDDEN),
         (form(Some("http://device"), None, label(&csrf)), StatusCode::FORBIDDEN),
         (form(None, None, label(&csrf)), StatusCode::FORBIDDEN),
@@ -296,6 +298,14 @@ async fn a_form_needs_the_sessions_token_and_the_devices_own_origin() {
         StatusCode::SEE_OTHER
     );
     assert_eq!(device.auth.glance().label, "bench");
+}
+
+/// `token` with its first two different characters swapped.
+fn swapped(token: &str) -> String {
+    let mut chars: Vec<char> = token.chars().collect();
+    let second = chars.iter().position(|c| *c != chars[0]).unwrap();
+    chars.swap(0, second);
+    chars.into_iter().collect()
 }
 
 #[tokio::test(start_paused = true)]
