@@ -433,13 +433,8 @@ impl Auth {
         let Some(code_hash) = owner.setup_code.filter(|_| owner.password.is_none()) else {
             return Err(AuthError::AlreadySetUp);
         };
-        let attempt = self.attempt(client)?;
-        attempt.wait().await;
-        if !self.verify(&code_hash, &normalise_code(code)).await {
-            attempt.failed("wrong-setup-code");
-            return Err(AuthError::WrongCode);
-        }
-        attempt.succeeded();
+        self.check(client, &code_hash, &normalise_code(code), "wrong-setup-code", AuthError::WrongCode)
+            .await?;
         check_password(password, Some(code))?;
         let hash = self.hash(password).await?;
         self.modify(move |owner| {
@@ -470,13 +465,7 @@ impl Auth {
         let Some(hash) = owner.password else {
             return Err(AuthError::NotSetUp);
         };
-        let attempt = self.attempt(client)?;
-        attempt.wait().await;
-        if !self.verify(&hash, password).await {
-            attempt.failed("wrong-password");
-            return Err(AuthError::WrongPassword);
-        }
-        attempt.succeeded();
+        self.check(client, &hash, password, "wrong-password", AuthError::WrongPassword).await?;
         let token = self.token(32);
         let now = Instant::now();
         let session =
@@ -512,13 +501,7 @@ impl Auth {
         new: &str,
     ) -> Result<(), AuthError> {
         let hash = self.owner()?.password.ok_or(AuthError::NotSetUp)?;
-        let attempt = self.attempt(client)?;
-        attempt.wait().await;
-        if !self.verify(&hash, current).await {
-            attempt.failed("wrong-current-password");
-            return Err(AuthError::WrongPassword);
-        }
-        attempt.succeeded();
+        self.check(client, &hash, current, "wrong-current-password", AuthError::WrongPassword).await?;
         check_password(new, None)?;
         let new_hash = self.hash(new).await?;
         self.modify(move |owner| {
@@ -550,6 +533,27 @@ impl Auth {
             Ok(())
         })
         .await
+    }
+
+    /// Checks `secret` against `hash` in a place of its own, after the waits this client
+    /// and everyone have earned. A wrong one is counted and logged as `reason`, and answered
+    /// with `wrong`; a right one wipes the client's slate.
+    async fn check(
+        &self,
+        client: Option<IpAddr>,
+        hash: &str,
+        secret: &str,
+        reason: &str,
+        wrong: AuthError,
+    ) -> Result<(), AuthError> {
+        let attempt = self.attempt(client)?;
+        attempt.wait().await;
+        if !self.verify(hash, secret).await {
+            attempt.failed(reason);
+            return Err(wrong);
+        }
+        attempt.succeeded();
+        Ok(())
     }
 
     /// Takes a place among the password checks in progress, or says Busy: one client
