@@ -23,7 +23,7 @@
 # feed the guest sees by switching which directory that server serves. Each check prints
 # PASS:/FAIL:, the last line is "N passed, N failed".
 #
-# Environment: QEMU_TEST_TIMEOUT (seconds for the whole run, default 1500),
+# Environment: QEMU_TEST_TIMEOUT (seconds for the whole run, default 2700),
 # QEMU_TEST_KEEP=1 keeps the work dir and console log even on success.
 set -euo pipefail
 shopt -s inherit_errexit
@@ -31,7 +31,7 @@ shopt -s inherit_errexit
 ROOT=$(cd "$(dirname "$0")/.." && pwd) QEMU_NAME=qemu-update
 # shellcheck source=ci/qemu/lib.sh
 source "$ROOT/ci/qemu/lib.sh"
-qemu_time_bound "${QEMU_TEST_TIMEOUT:-1500}" "$@"
+qemu_time_bound "${QEMU_TEST_TIMEOUT:-2700}" "$@"
 # The guest has dnf (Debian's) beside apt, for the rpm part.
 qemu_prepare "${1:-x86_64}" "$QEMU_BASE_PKGS,rpm,dnf,dnf-plugins-core"
 apt_install gnupg apt-utils xz-utils python3 rpm
