@@ -99,7 +99,10 @@ rpmbuild --quiet -bb --define "_topdir $WORK/provides" --define "_rpmdir $WORK/p
 
 # The feed server: the host's loopback only; $WORK/served says which feed it serves.
 FEED_PORT=$(free_port)
-serve() { ln -sfn "$WORK/feeds/$1" "$WORK/served"; }
+# The feeds were all made within seconds: each is dated now when it is served, or the
+# server's Last-Modified (seconds) could be no newer than the guest's copy of the last one,
+# and apt's If-Modified-Since would keep that (a 304), as a real feed's next release never is.
+serve() { find "$WORK/feeds/$1" -type f -exec touch {} +; ln -sfn "$WORK/feeds/$1" "$WORK/served"; }
 serve v2
 python3 -m http.server --bind 127.0.0.1 --directory "$WORK/served" "$FEED_PORT" >"$WORK/feed-server.log" 2>&1 &
 FEED_PID=$!
