@@ -23,7 +23,7 @@
 # feed the guest sees by switching which directory that server serves. Each check prints
 # PASS:/FAIL:, the last line is "N passed, N failed".
 #
-# Environment: QEMU_TEST_TIMEOUT (seconds for the whole run, default 1500),
+# Environment: QEMU_TEST_TIMEOUT (seconds for the whole run, default 2700),
 # QEMU_TEST_KEEP=1 keeps the work dir and console log even on success.
 set -euo pipefail
 shopt -s inherit_errexit
@@ -31,7 +31,7 @@ shopt -s inherit_errexit
 ROOT=$(cd "$(dirname "$0")/.." && pwd) QEMU_NAME=qemu-update
 # shellcheck source=ci/qemu/lib.sh
 source "$ROOT/ci/qemu/lib.sh"
-qemu_time_bound "${QEMU_TEST_TIMEOUT:-1500}" "$@"
+qemu_time_bound "${QEMU_TEST_TIMEOUT:-2700}" "$@"
 # The guest has dnf (Debian's) beside apt, for the rpm part.
 qemu_prepare "${1:-x86_64}" "$QEMU_BASE_PKGS,rpm,dnf,dnf-plugins-core"
 apt_install gnupg apt-utils xz-utils python3 rpm
@@ -99,7 +99,10 @@ rpmbuild --quiet -bb --define "_topdir $WORK/provides" --define "_rpmdir $WORK/p
 
 # The feed server: the host's loopback only; $WORK/served says which feed it serves.
 FEED_PORT=$(free_port)
-serve() { ln -sfn "$WORK/feeds/$1" "$WORK/served"; }
+# The feeds were all made within seconds: each is dated now when it is served, or the
+# server's Last-Modified (seconds) could be no newer than the guest's copy of the last one,
+# and apt's If-Modified-Since would keep that (a 304), as a real feed's next release never is.
+serve() { find "$WORK/feeds/$1" -type f -exec touch {} +; ln -sfn "$WORK/feeds/$1" "$WORK/served"; }
 serve v2
 python3 -m http.server --bind 127.0.0.1 --directory "$WORK/served" "$FEED_PORT" >"$WORK/feed-server.log" 2>&1 &
 FEED_PID=$!
