@@ -33,6 +33,7 @@ mod stream;
 mod threads;
 #[cfg(feature = "tls")]
 mod tls;
+#[cfg(feature = "tls")]
 mod updates;
 
 use std::error::Error;
@@ -345,6 +346,7 @@ async fn serve(
         shutdown: shutdown.clone(),
         certificate: std::sync::RwLock::new(https.certificate.clone()),
         metrics,
+        #[cfg(feature = "tls")]
         updates: updates::Updates::new(config.update_status.clone()),
         #[cfg(feature = "tls")]
         update_requests: config

@@ -12,7 +12,12 @@ use std::fmt::Write as _;
 
 use crate::stats::{Stats, Totals};
 use crate::status::Status;
+#[cfg(feature = "tls")]
 use crate::updates::Report;
+/// Built without TLS there is no owner and no updater's report: its parser would cost the
+/// binary more than its 1 MiB budget has room for.
+#[cfg(not(feature = "tls"))]
+pub enum Report {}
 
 /// Who may read /metrics.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -158,32 +163,45 @@ pub fn render(status: &Status, stats: Stats, totals: Totals, update: Option<&Rep
         family("process_resident_memory_bytes", "gauge", "Resident memory size in bytes.", &one(rss));
     }
     if let Some(update) = update {
-        family(
-            "portico_update_last_run_timestamp_seconds",
-            "gauge",
-            "When the updater last ran, in unixtime.",
-            &one(update.run_at.to_string()),
-        );
-        family(
-            "portico_update_last_result",
-            "gauge",
-            "What the updater's last run came to, as a label; the value is always 1.",
-            &[(format!("{{result=\"{}\"}}", escape(&update.result)), "1".to_owned())],
-        );
-        family(
-            "portico_update_available",
-            "gauge",
-            "1 if the feed has a newer portico than the one installed.",
-            &one(u8::from(update.available.is_some()).to_string()),
-        );
-        family(
-            "portico_update_rollbacks_total",
-            "counter",
-            "Updates installed, found unhealthy and rolled back.",
-            &one(update.rollbacks.to_string()),
-        );
+        update_families(&mut family, update);
     }
     out
+}
+
+/// The updater's facts: when it last ran, what came of it, whether a newer portico waits,
+/// how often it rolled back.
+#[cfg(feature = "tls")]
+fn update_families(family: &mut impl FnMut(&str, &str, &str, &[(String, String)]), update: &Report) {
+    let one = |value: String| [(String::new(), value)];
+    family(
+        "portico_update_last_run_timestamp_seconds",
+        "gauge",
+        "When the updater last ran, in unixtime.",
+        &one(update.run_at.to_string()),
+    );
+    family(
+        "portico_update_last_result",
+        "gauge",
+        "What the updater's last run came to, as a label; the value is always 1.",
+        &[(format!("{{result=\"{}\"}}", escape(&update.result)), "1".to_owned())],
+    );
+    family(
+        "portico_update_available",
+        "gauge",
+        "1 if the feed has a newer portico than the one installed.",
+        &one(u8::from(update.available.is_some()).to_string()),
+    );
+    family(
+        "portico_update_rollbacks_total",
+        "counter",
+        "Updates installed, found unhealthy and rolled back.",
+        &one(update.rollbacks.to_string()),
+    );
+}
+
+#[cfg(not(feature = "tls"))]
+fn update_families(_: &mut impl FnMut(&str, &str, &str, &[(String, String)]), update: &Report) {
+    match *update {}
 }
 
 /// btime from /proc/stat, as node_exporter reads it.

@@ -35,7 +35,8 @@ pub struct AppState {
     pub certificate: RwLock<Option<status::Certificate>>,
     /// Who may read /metrics.
     pub metrics: metrics::Access,
-    /// What the updater reports.
+    /// What the updater reports (built with TLS: a device without it has no owner to show).
+    #[cfg(feature = "tls")]
     pub updates: crate::updates::Updates,
     /// What the owner asks of the updater; none where the device has no updater.
     #[cfg(feature = "tls")]
@@ -232,10 +233,13 @@ async fn metrics(
     let label = state.auth.as_ref().map(|auth| auth.glance().label).unwrap_or_default();
     #[cfg(not(feature = "tls"))]
     let label = String::new();
+    #[cfg(feature = "tls")]
     let report = state.updates.report().unwrap_or_else(|e| {
         tracing::warn!("/metrics: the updater's report: {e}");
         None
     });
+    #[cfg(not(feature = "tls"))]
+    let report = None;
     let body = metrics::render(
         &collect(&state, label),
         state.counters.snapshot(),

@@ -15,9 +15,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-#[cfg(feature = "tls")]
 mod requests;
-#[cfg(feature = "tls")]
 pub use requests::{Choice, POSTPONE, Request, Requests, ago, now};
 
 /// The largest report read; a real one is a few hundred bytes.
