@@ -153,13 +153,15 @@ async fn page(view: MayView, State(state): State<Arc<AppState>>) -> Response {
 
 /// The visitor's page of a private device: its name, that it serves, and the way in.
 fn render_glimpse(glimpse: &Glimpse) -> String {
-    let mut name = String::new();
+    let (mut name, mut hostname) = (String::new(), String::new());
     escape_into(&mut name, if glimpse.label.is_empty() { &glimpse.hostname } else { glimpse.label });
+    escape_into(&mut hostname, &glimpse.hostname);
     format!(
         "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
          <title>{name} · portico</title>\n<link rel=\"stylesheet\" href=\"/assets/status.css\">\n\
          </head>\n<body>\n<main>\n<h1 data-field=\"label\">{name}</h1>\n\
+         <p>Hostname <span data-field=\"hostname\">{hostname}</span></p>\n\
          <p>This device is serving. Its owner keeps its status private: \
          <a href=\"/login\">log in</a> to see it.</p>\n</main>\n</body>\n</html>\n"
     )

@@ -507,6 +507,8 @@ async fn once_owned_visitors_see_a_glimpse_until_the_owner_opens_the_status_page
     assert!(glimpse["portico"]["version"].is_string());
     let page = device.get("/", "10.0.0.9", None).await.body;
     assert!(page.contains("log in") && !page.contains("kernel"), "{page}");
+    let hostname = glimpse["hostname"].as_str().unwrap();
+    assert!(page.contains(&format!("data-field=\"hostname\">{hostname}<")), "{page}");
     assert!(device.get("/api/status", OWNER, Some(&cookie)).await.body.contains("\"kernel\""));
 
     let csrf = device.csrf(&cookie).await;
