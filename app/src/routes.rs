@@ -102,7 +102,7 @@ struct GlimpseOfPortico {
 
 fn glimpse(label: &str) -> Glimpse<'_> {
     Glimpse {
-        hostname: nix::unistd::gethostname().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default(),
+        hostname: status::hostname(),
         label,
         portico: GlimpseOfPortico { version: crate::config::VERSION },
     }

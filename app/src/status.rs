@@ -103,6 +103,11 @@ pub struct Process {
     pub gid: u32,
 }
 
+/// The hostname now (a rename shows at once); empty if it cannot be read.
+pub fn hostname() -> String {
+    nix::unistd::gethostname().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default()
+}
+
 /// Reads the live figures now. Whatever cannot be read is reported as empty or zero
 /// rather than failing the page.
 // statvfs counts are 32-bit on 32-bit targets such as armv7.
@@ -111,7 +116,7 @@ pub fn collect(fixed: &Fixed, stats: Stats, certificate: Option<Certificate>, la
     let info = nix::sys::sysinfo::sysinfo().ok();
     let root = nix::sys::statvfs::statvfs("/").ok();
     Status {
-        hostname: nix::unistd::gethostname().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default(),
+        hostname: hostname(),
         label,
         os: &fixed.os,
         kernel: &fixed.kernel,
