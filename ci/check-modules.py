@@ -1,57 +1,99 @@
 #!/usr/bin/env python3
-"""Checks that the crate's modules depend on each other one way (issue 14).
+"""Checks that the crate's modules depend on each other one way (issues 14 and 20).
 
-Reads `use crate::x` and `crate::x::` references in app/src/*.rs and fails, naming the
-modules, if a module belongs to none of the four sets below (or to two, or a set names a
-module that is gone), if the references form a cycle, if the transport (sockets, limits,
-TLS) reaches into the pages, or if a page (the owner's included) reaches into the server.
-main.rs wires everything and is left out.
+Every module of app/src belongs to a part of the architecture: the folder it is in
+(transport, pages, owner, config) or, for a top-level file, the set named below. Reads the
+`crate::` and `super::` paths of each module (its tests left out) and fails, naming the
+modules, if a module belongs to no part, if the references form a cycle, if the transport
+reaches into the pages or the owner, if a page (the owner's included) reaches into the
+server, or if a page reaches into another page. lib.rs, main.rs and portico.rs wire
+everything and are left out; the compiler's visibility (`pub(super)`, `pub(crate)`) keeps
+each folder's inside to itself, this script the directions between them.
 """
 import re
 import sys
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parent.parent / "app" / "src"
-SETS = {
-    "transport": {"activation", "server", "stream", "tls", "threads", "privileges", "notify", "shutdown",
-                  "handover"},
-    "pages": {"routes", "status", "metrics", "example_page"},
-    # The owner's login, its pages, the file it is kept in, the common passwords it refuses,
-    # and the owner's say in field updates (what the updater reports, what the owner asks).
-    "owner": {"auth", "owner", "state", "common_passwords", "updates"},
-    # What both sides read: the config, the log, the counts, what a connection tells a page.
-    "shared": {"config", "flat_toml", "logging", "stats", "peer"},
-}
-TRANSPORT, PAGES, OWNER = SETS["transport"], SETS["pages"], SETS["owner"]
+FOLDERS = {"transport", "pages", "owner", "config"}
+# Top-level modules: what every page is handed, and the one way of writing a file.
+TOP = {"device": "device", "durable": "shared"}
+WIRING = {"lib", "main", "portico"}
+# The modules that answer requests: none uses another.
+PAGES = {"pages::status_page", "pages::metrics", "owner::pages"}
 
-modules = {p.stem: p for p in SRC.glob("*.rs") if p.stem != "main"}
+
+def module_of(path):
+    parts = list(path.relative_to(SRC).with_suffix("").parts)
+    if parts[-1] == "mod":
+        parts.pop()
+    return "::".join(parts)
+
+
+modules = {module_of(p): p for p in SRC.rglob("*.rs")}
+names = set(modules) - WIRING
+
+
+def resolve(base, path):
+    """The longest module that `path` (segments after `base`) names."""
+    segments = base + path
+    for end in range(len(segments), 0, -1):
+        candidate = "::".join(segments[:end])
+        if candidate in modules:
+            return candidate
+    return None
+
+
+def references(name, text):
+    """The modules `name`'s source refers to through crate:: and super:: paths."""
+    here = name.split("::")
+    # A mod.rs is its folder's module; super of a file in a folder is the folder.
+    parent = here if modules[name].name == "mod.rs" else here[:-1]
+    parent_of_folder = parent[:-1]
+    found = set()
+    for prefix, path in re.findall(r"\b(crate|super)::((?:\w+::)*(?:\w+|\{[^}]*\}))", text):
+        base = [] if prefix == "crate" else (parent if modules[name].name != "mod.rs" else parent_of_folder)
+        head, _, group = path.partition("{")
+        head = [s for s in head.split("::") if s]
+        paths = [head + [s.strip() for s in item.split("::") if s.strip() and s.strip() != "self"]
+                 for item in group.rstrip("}").split(",")] if group else [head]
+        for p in paths:
+            target = resolve(base, p)
+            if target and target != name:
+                found.add(target)
+    return found
+
+
+def part(name):
+    top = name.split("::")[0]
+    return top if top in FOLDERS else TOP.get(name)
+
+
 graph = {}
-for name, path in modules.items():
-    text = re.sub(r"#\[cfg\(test\)\]\s*mod tests \{.*", "", path.read_text(), flags=re.S)
-    used = set(re.findall(r"\bcrate::(\w+)", text)) & set(modules)
-    graph[name] = used - {name}
+for name in sorted(names):
+    text = re.sub(r"#\[cfg\(test\)\]\s*mod tests \{.*", "", modules[name].read_text(), flags=re.S)
+    text = re.sub(r"//.*", "", text)
+    graph[name] = references(name, text) - WIRING
 
 problems = []
-for name in sorted(modules):
-    owners = [s for s, members in SETS.items() if name in members]
-    if len(owners) != 1:
-        where = " and ".join(owners) or "no set"
-        problems.append(f"{name} is in {where}: put it in one of {', '.join(SETS)} in {sys.argv[0]}")
-for s, members in SETS.items():
-    for gone in sorted(members - set(modules)):
-        problems.append(f"{gone} ({s}) is no module in app/src: take it out of {sys.argv[0]}")
-for name in sorted(TRANSPORT & set(graph)):
-    for used in sorted(graph[name] & PAGES):
-        problems.append(f"{name} (transport) uses {used} (a page)")
-for name in sorted((PAGES | OWNER) & set(graph)):
-    if "server" in graph[name]:
-        problems.append(f"{name} (a page) uses server")
+for name in sorted(names):
+    if part(name) is None:
+        problems.append(f"{name} belongs to no part: put it in one of the folders "
+                        f"{', '.join(sorted(FOLDERS))}, or name it in TOP in {sys.argv[0]}")
+for name, used in sorted(graph.items()):
+    for other in sorted(used):
+        if part(name) == "transport" and part(other) in {"pages", "owner", "device"}:
+            problems.append(f"{name} (transport) uses {other} ({part(other)})")
+        if part(name) in {"pages", "owner"} and other in {"transport::server", "transport::handover"}:
+            problems.append(f"{name} ({part(name)}) uses {other}")
+        if name in PAGES and other in PAGES:
+            problems.append(f"{name} (a page) uses {other} (another page)")
 
 # Depth-first search for a cycle.
 state = {}
 def visit(node, path):
     state[node] = "open"
-    for nxt in sorted(graph[node]):
+    for nxt in sorted(graph.get(node, ())):
         if state.get(nxt) == "open":
             cycle = path[path.index(nxt):] + [nxt]
             problems.append("cycle: " + " -> ".join(cycle))
@@ -63,8 +105,9 @@ for node in sorted(graph):
         visit(node, [node])
 
 for name in sorted(graph):
-    print(f"  {name}: {', '.join(sorted(graph[name])) or '-'}")
+    print(f"  {name} ({part(name)}): {', '.join(sorted(graph[name])) or '-'}")
 if problems:
     print("module dependencies break the rules:\n  " + "\n  ".join(problems), file=sys.stderr)
     sys.exit(1)
-print("modules: each in one set, no cycle, the transport uses no page, no page uses the server")
+print(f"{len(graph)} modules: each in a part, no cycle, the transport uses no page or owner, "
+      "no page uses the server, no page another")

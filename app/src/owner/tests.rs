@@ -14,10 +14,16 @@ use axum::http::{HeaderMap, Request, StatusCode, header};
 use tokio::time::Instant;
 use tower::ServiceExt;
 
-use crate::auth::{Auth, Lifetimes, Opened};
-use crate::peer::Peer;
-use crate::routes::AppState;
-use crate::state::Store;
+use super::account::{Auth, Opened};
+use super::sessions::Lifetimes;
+use super::state::Store;
+use super::updates::{Requests, Updates};
+use crate::device::{self, Device as Shared};
+use crate::pages::metrics_access::Access;
+use crate::pages::status;
+use crate::transport::activation::Origin;
+use crate::transport::peer::Peer;
+use crate::transport::shutdown::Shutdown;
 
 const PASSWORD: &str = "plum kettle under the stairs";
 const IDLE: Duration = Duration::from_secs(15 * 60);
@@ -58,20 +64,24 @@ fn device_in(dir: PathBuf, provisioned: Option<&str>) -> (Device, String) {
         _ => String::new(),
     };
     let auth = Arc::new(auth);
-    let activation =
-        crate::status::Activation { mode: crate::activation::Origin::SelfBound, listeners: vec![] };
-    let state = Arc::new(AppState {
-        fixed: crate::status::Fixed::read(activation),
-        counters: Arc::default(),
-        shutdown: crate::shutdown::Shutdown::new(),
-        certificate: std::sync::RwLock::new(None),
-        metrics: crate::metrics::Access::Public,
-        updates: crate::updates::Updates::new(Some(dir.join("update-status.json"))),
-        update_requests: Some(crate::updates::Requests::new(&dir)),
+    let activation = status::Activation { mode: Origin::SelfBound, listeners: vec![] };
+    let owner = device::Owner {
         auth: Some(auth.clone()),
-        replace_certificate: Box::new(|_, _| Err("not in this test".to_owned())),
-    });
-    (Device { app: crate::app(state), auth, dir }, code)
+        updates: Updates::new(Some(dir.join("update-status.json"))),
+        update_requests: Some(Requests::new(&dir)),
+        replace_certificate: Some(Box::new(|_, _| Err("not in this test".to_owned()))),
+    };
+    let shared = Shared::new(
+        status::Fixed::read(activation),
+        Arc::default(),
+        Shutdown::new(),
+        None,
+        Access::Public,
+        Default::default(),
+        owner,
+    );
+    let app = crate::portico::router(shared, axum::Router::new(), true);
+    (Device { app, auth, dir }, code)
 }
 
 /// A device whose owner has set it up.
@@ -550,7 +560,7 @@ async fn changes_made_at_once_all_land_and_none_undoes_another() {
             assert_eq!(answer.status, StatusCode::SEE_OTHER, "round {round}: {}", answer.body);
         }
         match Store::new(&device.dir).load() {
-            crate::state::Loaded::Owner(owner) => {
+            super::state::Loaded::Owner(owner) => {
                 assert!(owner.label.starts_with(&format!("round {round} ")))
             }
             _ => panic!("round {round}: owner.json does not load"),
@@ -648,7 +658,7 @@ async fn the_owner_sees_what_the_updater_did_and_metrics_count_it() {
     let cookie = device.log_in(OWNER).await;
     let page = device.get("/settings", OWNER, Some(&cookie)).await.body;
     assert!(page.contains("The updater has not run yet."), "{page}");
-    let now = crate::updates::now();
+    let now = super::updates::now();
     let report = format!(
         r#"{{"schema":1,"run_at":{},"trigger":"timer","state":"done","result":"rolled-back",
             "detail":"0.3.0 did not answer /healthz within 90 s; 0.2.0 is back.","installed":"0.2.0",
@@ -701,9 +711,9 @@ async fn the_owners_update_choices_are_written_for_the_updater() {
     assert_eq!(read("update-request"), "install\n");
     press("save", false).await;
     assert_eq!(read("update-settings"), "automatic=no\npostpone_until=0\n");
-    let before = crate::updates::now();
+    let before = super::updates::now();
     press("postpone", false).await;
-    let after = crate::updates::now();
+    let after = super::updates::now();
     let until: u64 = read("update-settings").split("postpone_until=").nth(1).unwrap().trim().parse().unwrap();
     let week = 7 * 24 * 3600;
     assert!((before + week..=after + week).contains(&until), "{until}: not a week from now ({before})");

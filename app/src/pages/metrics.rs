@@ -10,63 +10,76 @@
 
 use std::fmt::Write as _;
 
-use crate::stats::{Stats, Totals};
-use crate::status::Status;
-#[cfg(feature = "tls")]
-use crate::updates::Report;
-/// Built without TLS there is no owner and no updater's report: its parser would cost the
-/// binary more than its 1 MiB budget has room for.
-#[cfg(not(feature = "tls"))]
-pub enum Report {}
+use axum::extract::{Extension, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 
-/// Who may read /metrics.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Access {
-    Closed,
-    Token(String),
-    Public,
-}
+use super::metrics_access::Verdict;
+use super::status::{self, Status};
+use crate::device::{Device, UpdateFacts};
+use crate::transport::peer::Peer;
+use crate::transport::stats::{Stats, Totals};
 
-/// What a scrape gets.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Verdict {
-    Allowed,
-    Off,
-    TokenNeeded,
-    /// A token is configured and the request came over plain HTTP on the network;
-    /// `leaked` if it carried the right token anyway.
-    OverHttpsOnly {
-        leaked: bool,
-    },
-}
-
-impl Access {
-    /// Whether a request with this Authorization header may scrape; `in_clear` if it came
-    /// over plain HTTP on a network socket.
-    pub fn check(&self, authorization: Option<&[u8]>, in_clear: bool) -> Verdict {
-        let token_given = |token: &str| {
-            authorization
-                .and_then(|value| value.strip_prefix(b"Bearer "))
-                .is_some_and(|given| constant_time_eq(given, token.as_bytes()))
-        };
-        match self {
-            Access::Public => Verdict::Allowed,
-            Access::Closed => Verdict::Off,
-            Access::Token(token) if in_clear => Verdict::OverHttpsOnly { leaked: token_given(token) },
-            Access::Token(token) if token_given(token) => Verdict::Allowed,
-            Access::Token(_) => Verdict::TokenNeeded,
+/// `GET /metrics`, for whoever `Access` lets in.
+pub(crate) async fn page(
+    State(device): State<Device>,
+    peer: Option<Extension<Peer>>,
+    headers: HeaderMap,
+) -> Response {
+    let authorization = headers.get(header::AUTHORIZATION).map(HeaderValue::as_bytes);
+    // Built without TLS, plain HTTP is the only way there is.
+    let in_clear =
+        cfg!(feature = "tls") && peer.is_some_and(|Extension(peer)| !peer.https && peer.ip.is_some());
+    match device.metrics.check(authorization, in_clear) {
+        Verdict::Allowed => {}
+        Verdict::TokenNeeded => {
+            tracing::debug!("/metrics: missing or wrong bearer token");
+            return (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, "Bearer")],
+                "bearer token required\n",
+            )
+                .into_response();
+        }
+        Verdict::OverHttpsOnly { leaked } => {
+            if leaked {
+                let client =
+                    peer.and_then(|Extension(peer)| peer.ip).map(|ip| ip.to_string()).unwrap_or_default();
+                tracing::warn!(
+                    "/metrics: the bearer token came over plain HTTP from {client}, readable by anyone \
+                     on the way; replace it, and scrape over HTTPS"
+                );
+            }
+            return (
+                StatusCode::FORBIDDEN,
+                "/metrics takes the bearer token over HTTPS only: scrape https://this-device/metrics\n",
+            )
+                .into_response();
+        }
+        Verdict::Off => {
+            return (
+                StatusCode::FORBIDDEN,
+                "/metrics is off: set metrics_token (or the credential metrics-token), or metrics_public\n",
+            )
+                .into_response();
         }
     }
-}
-
-/// Compares without stopping at the first difference, so the time taken says nothing of
-/// how much of a guessed token was right.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    let status =
+        status::collect(&device.fixed, device.counters.snapshot(), device.certificate(), device.label());
+    let body =
+        render(&status, device.counters.snapshot(), device.counters.totals(), device.update_facts().as_ref());
+    (
+        [
+            (header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        body,
+    )
+        .into_response()
 }
 
 /// The exposition, version 0.0.4.
-pub fn render(status: &Status, stats: Stats, totals: Totals, update: Option<&Report>) -> String {
+pub(crate) fn render(status: &Status, stats: Stats, totals: Totals, update: Option<&UpdateFacts>) -> String {
     let mut out = String::with_capacity(4096);
     // Values are written as the integers or fixed decimals they are, which also keeps the
     // float parser out of the binary.
@@ -170,8 +183,7 @@ pub fn render(status: &Status, stats: Stats, totals: Totals, update: Option<&Rep
 
 /// The updater's facts: when it last ran, what came of it, whether a newer portico waits,
 /// how often it rolled back.
-#[cfg(feature = "tls")]
-fn update_families(family: &mut impl FnMut(&str, &str, &str, &[(String, String)]), update: &Report) {
+fn update_families(family: &mut impl FnMut(&str, &str, &str, &[(String, String)]), update: &UpdateFacts) {
     let one = |value: String| [(String::new(), value)];
     family(
         "portico_update_last_run_timestamp_seconds",
@@ -189,7 +201,7 @@ fn update_families(family: &mut impl FnMut(&str, &str, &str, &[(String, String)]
         "portico_update_available",
         "gauge",
         "1 if the feed has a newer portico than the one installed.",
-        &one(u8::from(update.available.is_some()).to_string()),
+        &one(u8::from(update.available).to_string()),
     );
     family(
         "portico_update_rollbacks_total",
@@ -197,11 +209,6 @@ fn update_families(family: &mut impl FnMut(&str, &str, &str, &[(String, String)]
         "Updates installed, found unhealthy and rolled back.",
         &one(update.rollbacks.to_string()),
     );
-}
-
-#[cfg(not(feature = "tls"))]
-fn update_families(_: &mut impl FnMut(&str, &str, &str, &[(String, String)]), update: &Report) {
-    match *update {}
 }
 
 /// btime from /proc/stat, as node_exporter reads it.
@@ -244,28 +251,4 @@ fn process_usage() -> Option<(String, String)> {
 /// A label value as the exposition format wants it.
 fn escape(value: &str) -> String {
     value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{Access, Verdict};
-
-    #[test]
-    fn only_the_right_bearer_token_is_let_in() {
-        let access = Access::Token("s3cret-token".into());
-        assert_eq!(access.check(Some(b"Bearer s3cret-token"), false), Verdict::Allowed);
-        for wrong in [&b"Bearer s3cret-tokeN"[..], b"Bearer s3cret", b"Basic s3cret-token"] {
-            assert_eq!(access.check(Some(wrong), false), Verdict::TokenNeeded);
-        }
-        assert_eq!(access.check(None, false), Verdict::TokenNeeded);
-        assert_eq!(Access::Public.check(None, true), Verdict::Allowed);
-        assert_eq!(Access::Closed.check(Some(b"Bearer "), false), Verdict::Off);
-    }
-
-    #[test]
-    fn a_token_is_taken_only_over_https() {
-        let access = Access::Token("s3cret-token".into());
-        assert_eq!(access.check(Some(b"Bearer s3cret-token"), true), Verdict::OverHttpsOnly { leaked: true });
-        assert_eq!(access.check(None, true), Verdict::OverHttpsOnly { leaked: false });
-    }
 }

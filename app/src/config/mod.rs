@@ -10,7 +10,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::flat_toml::{self, Value};
+mod flat_toml;
+
+use flat_toml::Value;
 use tracing::level_filters::LevelFilter;
 
 /// Where the config file is read from unless `--config` or `PORTICO_CONFIG` says otherwise.
@@ -296,6 +298,52 @@ fn key(name: &str) -> Option<&'static Key> {
     KEYS.iter().find(|key| key.name == name)
 }
 
+/// A setting a binary built on portico declares for its own pages: one more key of the
+/// same table, set the same ways (the config file, `PORTICO_<NAME>`, `--name`) and listed
+/// by `--help`. Its value is text; the page reads it with `Device::setting`.
+#[derive(Clone, Debug)]
+pub struct Setting {
+    name: &'static str,
+    value: &'static str,
+    default: &'static str,
+    help: &'static str,
+}
+
+impl Setting {
+    /// `name` as in the config file (lower case, digits, `_`), the form of its value for
+    /// `--help` (`"TEXT"`), its default, and one line on what it means.
+    pub const fn new(
+        name: &'static str,
+        value: &'static str,
+        default: &'static str,
+        help: &'static str,
+    ) -> Self {
+        Setting { name, value, default, help }
+    }
+}
+
+/// Refuses a declared setting whose name is not a key's, or is portico's own or declared
+/// twice: a mistake of the binary's author, told at its first start.
+fn check_declared(declared: &[Setting]) -> Result<(), ConfigError> {
+    for (i, setting) in declared.iter().enumerate() {
+        let name = setting.name;
+        let shape = !name.is_empty()
+            && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+            && name.as_bytes()[0].is_ascii_lowercase();
+        if !shape {
+            return Err(ConfigError(format!(
+                "the setting {name:?} this binary declares is no key name: use lower case, digits and _"
+            )));
+        }
+        if key(name).is_some() || declared[..i].iter().any(|other| other.name == name) {
+            return Err(ConfigError(format!(
+                "the setting `{name}` this binary declares is portico's own or declared twice: rename it"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// An empty value means "not set".
 fn nonempty(text: String) -> Option<String> {
     (!text.is_empty()).then_some(text)
@@ -378,6 +426,9 @@ pub struct Config {
     pub update_status: Option<PathBuf>,
     /// One log line per request.
     pub access_log: bool,
+    /// The settings the binary declared (`Setting`), and their values.
+    pub declared: Vec<Setting>,
+    pub settings: std::collections::BTreeMap<&'static str, String>,
 }
 
 /// The shortest metrics token accepted: guessing one must be hopeless.
@@ -410,6 +461,8 @@ impl Default for Config {
             metrics_public: false,
             update_status: None,
             access_log: false,
+            declared: Vec::new(),
+            settings: Default::default(),
         };
         for key in KEYS {
             // A default that does not parse is a bug that every test run catches.
@@ -417,6 +470,20 @@ impl Default for Config {
                 .unwrap_or_else(|e| panic!("default of {}: {e}", key.name));
         }
         config
+    }
+}
+
+/// A systemd credential's first line (LoadCredential=), if the unit passes it.
+pub fn credential(name: &str) -> Result<Option<String>, ConfigError> {
+    let Some(path) =
+        std::env::var_os("CREDENTIALS_DIRECTORY").map(|dir| std::path::Path::new(&dir).join(name))
+    else {
+        return Ok(None);
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Ok(Some(text.lines().next().unwrap_or("").trim().to_owned())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(ConfigError(format!("cannot read the credential {}: {e}", path.display()))),
     }
 }
 
@@ -445,7 +512,7 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 /// The --help text, made from the key table.
-pub fn help() -> String {
+pub fn help(declared: &[Setting]) -> String {
     let mut help = String::from(
         "portico: a socket-activated status page, JSON API, health check and metrics for a device
 
@@ -460,17 +527,17 @@ Options (each also a config-file key, with _ for -, and a PORTICO_<KEY> variable
   -c, --config PATH             config file [default: /etc/portico/portico.toml]
 ",
     );
-    for key in KEYS {
-        let flag = format!("--{} {}", key.name.replace('_', "-"), key.value);
-        let short = if key.name == "listen" { "-l," } else { "   " };
+    let own = declared.iter().map(|s| (s.name, s.value, s.default, s.help));
+    for (name, value, default, text) in KEYS.iter().map(|k| (k.name, k.value, k.default, k.help)).chain(own) {
+        let flag = format!("--{} {}", name.replace('_', "-"), value);
+        let short = if name == "listen" { "-l," } else { "   " };
         help.push_str(&format!("  {short} {flag:<26}"));
         if flag.len() >= 26 {
             help.push_str(&format!("\n{:32}", ""));
         }
         // A switch's default is always off; the others say theirs, kept on one line.
-        let default =
-            (!key.default.is_empty() && !key.value.is_empty()).then(|| format!("[default: {}]", key.default));
-        wrap_into(&mut help, key.help.split_whitespace().chain(default.as_deref()), 32, 92);
+        let default = (!default.is_empty() && !value.is_empty()).then(|| format!("[default: {default}]"));
+        wrap_into(&mut help, text.split_whitespace().chain(default.as_deref()), 32, 92);
     }
     help.push_str(
         "  -h, --help                    print this help
@@ -504,15 +571,20 @@ fn wrap_into<'a>(out: &mut String, words: impl Iterator<Item = &'a str>, indent:
 }
 
 /// Reads the command line, the environment and the config file, in that order of precedence.
-pub fn load(args: impl IntoIterator<Item = OsString>) -> Result<Command, ConfigError> {
-    let flags = match parse_flags(args)? {
+pub fn load(args: impl IntoIterator<Item = OsString>, declared: &[Setting]) -> Result<Command, ConfigError> {
+    check_declared(declared)?;
+    let flags = match parse_flags(args, declared)? {
         ParsedFlags::Help => return Ok(Command::Help),
         ParsedFlags::Version => return Ok(Command::Version),
         ParsedFlags::Settings { reset_owner, config_path, settings } => (reset_owner, config_path, settings),
     };
     let (reset_owner, config_path, flag_settings) = flags;
 
-    let mut config = Config::default();
+    let mut config = Config {
+        declared: declared.to_vec(),
+        settings: declared.iter().map(|s| (s.name, s.default.to_owned())).collect(),
+        ..Config::default()
+    };
     // systemd names the unit's StateDirectory= (a list, if it names several).
     if let Some(dir) =
         std::env::var_os("STATE_DIRECTORY").and_then(|dirs| std::env::split_paths(&dirs).next())
@@ -531,19 +603,20 @@ pub fn load(args: impl IntoIterator<Item = OsString>) -> Result<Command, ConfigE
         }
     }
 
-    for key in KEYS {
-        let var = format!("PORTICO_{}", key.name.to_ascii_uppercase());
+    for name in KEYS.iter().map(|key| key.name).chain(declared.iter().map(|s| s.name)) {
+        let var = format!("PORTICO_{}", name.to_ascii_uppercase());
         if let Some(value) = std::env::var_os(&var) {
             let value = value
                 .into_string()
                 .map_err(|_| ConfigError(format!("environment variable {var}: not valid UTF-8")))?;
-            (key.set)(&mut config, Raw::Text(value))
+            config
+                .set(name, Raw::Text(value))
                 .map_err(|e| ConfigError(format!("environment variable {var}: {e}")))?;
         }
     }
 
     for (key, value) in flag_settings {
-        config.set(key, value).map_err(|e| ConfigError(format!("--{}: {e}", key.replace('_', "-"))))?;
+        config.set(&key, value).map_err(|e| ConfigError(format!("--{}: {e}", key.replace('_', "-"))))?;
     }
 
     config.check()?;
@@ -575,6 +648,16 @@ impl Raw {
             Raw::Text(text) => Ok(text),
             Raw::File(Value::String(text)) => Ok(text),
             other => Err(format!("expected a string, found {}", other.describe())),
+        }
+    }
+
+    /// A declared setting's value: any single value, as text.
+    fn scalar(self) -> Result<String, String> {
+        match self {
+            Raw::Text(text) | Raw::File(Value::String(text)) => Ok(text),
+            Raw::File(Value::Integer(n)) => Ok(n.to_string()),
+            Raw::File(Value::Boolean(b)) => Ok(b.to_string()),
+            other => Err(format!("expected one value, found {}", other.describe())),
         }
     }
 
@@ -637,10 +720,18 @@ impl Config {
     }
 
     fn set(&mut self, name: &str, value: Raw) -> Result<(), String> {
-        match key(name) {
-            Some(key) => (key.set)(self, value),
+        if let Some(key) = key(name) {
+            return (key.set)(self, value);
+        }
+        match self.declared.iter().find(|s| s.name == name) {
+            Some(setting) => {
+                let text = value.scalar()?;
+                self.settings.insert(setting.name, text);
+                Ok(())
+            }
             None => {
-                let names: Vec<&str> = KEYS.iter().map(|key| key.name).collect();
+                let names: Vec<&str> =
+                    KEYS.iter().map(|key| key.name).chain(self.declared.iter().map(|s| s.name)).collect();
                 Err(format!("unknown key; the keys are: {}", names.join(", ")))
             }
         }
@@ -685,10 +776,13 @@ impl Config {
 enum ParsedFlags {
     Help,
     Version,
-    Settings { reset_owner: bool, config_path: Option<PathBuf>, settings: Vec<(&'static str, Raw)> },
+    Settings { reset_owner: bool, config_path: Option<PathBuf>, settings: Vec<(String, Raw)> },
 }
 
-fn parse_flags(args: impl IntoIterator<Item = OsString>) -> Result<ParsedFlags, ConfigError> {
+fn parse_flags(
+    args: impl IntoIterator<Item = OsString>,
+    declared: &[Setting],
+) -> Result<ParsedFlags, ConfigError> {
     use lexopt::prelude::*;
 
     let mut parser = lexopt::Parser::from_args(args);
@@ -706,25 +800,28 @@ fn parse_flags(args: impl IntoIterator<Item = OsString>) -> Result<ParsedFlags, 
             Short('l') | Long("listen") => listen.push(flag_text(parser.value().map_err(err)?, "listen")?),
             Long(flag) => {
                 let name = flag.replace('-', "_");
-                let Some(key) = key(&name) else {
+                let form = key(&name)
+                    .map(|key| key.value)
+                    .or_else(|| declared.iter().find(|s| s.name == name).map(|s| s.value));
+                let Some(form) = form else {
                     return Err(ConfigError(format!("unknown option --{flag}; see portico --help")));
                 };
-                let value = match key.value {
+                let value = match form {
                     // Switches: given alone they mean true, `--allow-root=false` also works.
                     "" => match parser.optional_value() {
-                        Some(value) => flag_text(value, key.name)?,
+                        Some(value) => flag_text(value, &name)?,
                         None => "true".to_owned(),
                     },
-                    _ => flag_text(parser.value().map_err(err)?, key.name)?,
+                    _ => flag_text(parser.value().map_err(err)?, &name)?,
                 };
-                settings.push((key.name, Raw::Text(value)));
+                settings.push((name, Raw::Text(value)));
             }
             Value(command) if command == "reset-owner" && !reset_owner => reset_owner = true,
             other => return Err(err(other.unexpected())),
         }
     }
     if !listen.is_empty() {
-        settings.push(("listen", Raw::List(listen)));
+        settings.push(("listen".to_owned(), Raw::List(listen)));
     }
     Ok(ParsedFlags::Settings { reset_owner, config_path, settings })
 }
@@ -813,7 +910,7 @@ mod tests {
     /// and changes nothing.
     #[test]
     fn the_shipped_config_file_documents_every_key_and_its_default() {
-        let shipped = include_str!("../../rootfs-overlay/etc/portico/portico.toml");
+        let shipped = include_str!("../../../rootfs-overlay/etc/portico/portico.toml");
         let uncommented: String = shipped
             .lines()
             .filter_map(|line| line.strip_prefix('#').filter(|l| l.contains(" = ")))
@@ -835,7 +932,7 @@ mod tests {
 
     #[test]
     fn help_names_every_key() {
-        let help = help();
+        let help = help(&[]);
         for key in KEYS {
             let flag = format!("--{} ", key.name.replace('_', "-"));
             assert!(help.contains(&flag), "--help lacks {flag}");
@@ -847,12 +944,12 @@ mod tests {
     fn flags_override_and_repeat() {
         let args =
             ["--listen", "127.0.0.1:1", "-l", "/tmp/x.sock", "--require-activation", "--drain-timeout=3s"];
-        let Ok(ParsedFlags::Settings { settings, .. }) = parse_flags(args.map(OsString::from)) else {
+        let Ok(ParsedFlags::Settings { settings, .. }) = parse_flags(args.map(OsString::from), &[]) else {
             panic!("flags did not parse");
         };
         let mut config = Config::default();
         for (key, value) in settings {
-            config.set(key, value).unwrap();
+            config.set(&key, value).unwrap();
         }
         assert_eq!(config.listen.len(), 2);
         assert!(config.require_activation);

@@ -36,10 +36,11 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tower_service::Service;
 
-use crate::peer::Peer;
-use crate::shutdown::Shutdown;
-use crate::stats::Counters;
-use crate::stream::{AsyncListener, Stream, TlsAcceptor};
+use super::peer::Peer;
+use super::shutdown::Shutdown;
+use super::stats::Counters;
+use super::stream::{AsyncListener, Stream};
+use super::tls::TlsAcceptor;
 
 /// The limits a connection is held to.
 pub struct Limits {
@@ -355,7 +356,7 @@ impl Server {
     async fn handshake(&self, tls: &TlsAcceptor, stream: Stream, connection: &Connection) -> Option<Stream> {
         let deadline = connection.at(0) + self.header_read_timeout;
         tokio::select! {
-            result = tokio::time::timeout_at(deadline, crate::stream::handshake(tls, stream)) => {
+            result = tokio::time::timeout_at(deadline, super::tls::handshake(tls, stream)) => {
                 let stream = match result {
                     Ok(Ok(stream)) => Some(stream),
                     Ok(Err(e)) => {
@@ -521,7 +522,7 @@ impl Logged {
     fn write(self, response: &axum::response::Response) {
         use http_body::Body as _;
         let bytes = response.body().size_hint().exact().map_or_else(|| "-".to_owned(), |n| n.to_string());
-        crate::logging::access(format_args!(
+        super::logging::access(format_args!(
             "{} {} {} {bytes} {}us {}",
             self.method,
             self.path,
@@ -693,10 +694,10 @@ mod tests {
     use tokio::time::{Instant, sleep, timeout};
 
     use super::{Connections, Limits, Server};
-    use crate::activation::Listener;
-    use crate::shutdown::{Reason, Shutdown};
-    use crate::stats::Counters;
-    use crate::stream::AsyncListener;
+    use crate::transport::activation::Listener;
+    use crate::transport::shutdown::{Reason, Shutdown};
+    use crate::transport::stats::Counters;
+    use crate::transport::stream::AsyncListener;
 
     const LIMITS: Limits = Limits {
         header_read_timeout: Duration::from_secs(10),

@@ -9,8 +9,9 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::activation::{Origin, SocketInfo};
-use crate::stats::Stats;
+use crate::transport::activation::{Origin, SocketInfo};
+use crate::transport::stats::Stats;
+use crate::transport::tls::Summary as Certificate;
 
 #[derive(Serialize)]
 pub struct Status<'a> {
@@ -30,13 +31,6 @@ pub struct Status<'a> {
     /// The HTTPS certificate, when a socket speaks HTTPS.
     pub certificate: Option<Certificate>,
 }
-
-#[cfg(feature = "tls")]
-pub use crate::tls::Summary as Certificate;
-/// Built without TLS there is never a certificate to show.
-#[cfg(not(feature = "tls"))]
-#[derive(Clone, Serialize)]
-pub enum Certificate {}
 
 /// The figures that stay put while portico runs. Read after the switch of user, so the
 /// uid and gid are the ones it serves with.
@@ -199,13 +193,10 @@ pub fn display_fields(status: &Status) -> Vec<(&'static str, String)> {
 
 /// The certificate's fingerprint, for an owner to check a browser's warning against.
 fn certificate_line(certificate: Option<&Certificate>) -> String {
-    #[cfg(feature = "tls")]
-    if let Some(certificate) = certificate {
-        return format!("SHA-256 {}", certificate.fingerprint_sha256);
+    match certificate {
+        Some(certificate) => format!("SHA-256 {}", certificate.fingerprint()),
+        None => "no HTTPS socket".to_owned(),
     }
-    #[cfg(not(feature = "tls"))]
-    let _ = certificate;
-    "no HTTPS socket".to_owned()
 }
 
 /// How portico got its sockets, for the page, the log and the STATUS= line.

@@ -9,7 +9,7 @@ use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 
-use crate::activation::Listener;
+use super::activation::Listener;
 
 pub enum AsyncListener {
     Tcp(TcpListener),
@@ -35,24 +35,6 @@ impl AsyncListener {
             }
             AsyncListener::Unix(l) => Ok(Stream::Unix(l.accept().await?.0)),
         }
-    }
-}
-
-/// What turns an accepted connection into a TLS one (nothing, built without `tls`).
-#[cfg(feature = "tls")]
-pub use tokio_rustls::TlsAcceptor;
-#[cfg(not(feature = "tls"))]
-#[derive(Clone)]
-pub enum TlsAcceptor {}
-
-/// Runs the TLS handshake on an accepted connection.
-pub async fn handshake(acceptor: &TlsAcceptor, stream: Stream) -> io::Result<Stream> {
-    #[cfg(feature = "tls")]
-    return Ok(Stream::Tls(Box::new(acceptor.accept(stream).await?)));
-    #[cfg(not(feature = "tls"))]
-    {
-        let _ = stream;
-        match *acceptor {}
     }
 }
 

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use nix::fcntl::{FcntlArg, fcntl};
 use nix::unistd::execve;
 
-use crate::activation::{HTTPS_NAME, Listener, SocketInfo};
+use super::activation::{HTTPS_NAME, Listener, SocketInfo};
 
 /// Copies of the listening sockets, kept open while the runtime uses the originals.
 pub struct Handover {

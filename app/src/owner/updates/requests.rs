@@ -59,7 +59,7 @@ impl Requests {
     pub fn choose(&self, choice: Choice) -> std::io::Result<()> {
         let automatic = if choice.automatic { "yes" } else { "no" };
         let text = format!("automatic={automatic}\npostpone_until={}\n", choice.postpone_until);
-        crate::state::write_atomically(&self.dir.join("update-settings"), text.as_bytes(), 0o644).map(drop)
+        crate::durable::write_atomically(&self.dir.join("update-settings"), text.as_bytes(), 0o644).map(drop)
     }
 
     pub fn ask(&self, request: Request) -> std::io::Result<()> {
@@ -67,7 +67,7 @@ impl Requests {
             Request::Check => "check\n",
             Request::Install => "install\n",
         };
-        crate::state::write_atomically(&self.dir.join("update-request"), word.as_bytes(), 0o644).map(drop)
+        crate::durable::write_atomically(&self.dir.join("update-request"), word.as_bytes(), 0o644).map(drop)
     }
 
     /// Whether a request is written and not yet taken by the updater.

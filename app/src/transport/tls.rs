@@ -24,7 +24,10 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
-use tokio_rustls::TlsAcceptor;
+
+use super::activation::Listeners;
+use super::stream::Stream;
+use crate::config::Config;
 
 /// Where the certificate and key are looked for.
 #[derive(Clone, Debug)]
@@ -44,6 +47,71 @@ pub struct Summary {
     pub fingerprint_sha256: String,
     /// Where it came from: "config", "credential", "uploaded" or "generated", and the path.
     pub source: String,
+}
+
+impl Summary {
+    /// SHA-256 of the certificate, as browsers show it.
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint_sha256
+    }
+}
+
+/// The log line that lets an owner check a browser's certificate warning.
+pub fn describe(certificate: &Summary) -> String {
+    format!("HTTPS certificate SHA-256 {} from {}", certificate.fingerprint_sha256, certificate.source)
+}
+
+/// What turns an accepted connection into a TLS one.
+pub use tokio_rustls::TlsAcceptor;
+
+/// Runs the TLS handshake on an accepted connection.
+pub async fn handshake(acceptor: &TlsAcceptor, stream: Stream) -> std::io::Result<Stream> {
+    Ok(Stream::Tls(Box::new(acceptor.accept(stream).await?)))
+}
+
+/// The HTTPS side, when a socket speaks it: the certificate and what reloads it.
+pub struct Https {
+    tls: Option<Arc<Tls>>,
+    certificate: Option<Summary>,
+}
+
+impl Https {
+    /// Loads the certificate if a socket speaks HTTPS (config, credential, the owner's
+    /// upload, else a generated one: see `Tls::new`).
+    pub fn set_up(config: &Config, listeners: &Listeners) -> Result<Self, Box<dyn std::error::Error>> {
+        if !listeners.sockets.iter().any(|(_, info)| info.https) {
+            return Ok(Https { tls: None, certificate: None });
+        }
+        let sources = Sources {
+            files: config.tls_certificate.clone().zip(config.tls_key.clone()),
+            credentials: std::env::var_os("CREDENTIALS_DIRECTORY").map(Into::into),
+            state_directory: config.state_directory.clone(),
+        };
+        let (tls, certificate) = Tls::new(sources)?;
+        tracing::info!("{}", describe(&certificate));
+        Ok(Https { tls: Some(Arc::new(tls)), certificate: Some(certificate) })
+    }
+
+    /// The certificate in use at start; none without an HTTPS socket.
+    pub fn certificate(&self) -> Option<Summary> {
+        self.certificate.clone()
+    }
+
+    /// What the settings page calls to install an uploaded certificate; none without an
+    /// HTTPS socket.
+    pub fn replacer(&self) -> Option<Replace> {
+        let tls = self.tls.clone()?;
+        Some(Box::new(move |cert, key| tls.replace(cert, key).map_err(|e| e.to_string())))
+    }
+
+    /// Reads the certificate again; None without HTTPS.
+    pub fn reload(&self) -> Option<Result<Summary, TlsError>> {
+        self.tls.as_ref().map(|tls| tls.reload())
+    }
+
+    pub fn acceptor(&self) -> Option<TlsAcceptor> {
+        self.tls.as_deref().map(Tls::acceptor)
+    }
 }
 
 #[derive(Debug)]
@@ -117,7 +185,7 @@ impl Tls {
         let pair = [cert, b"\n", key].concat();
         certified_key_from_pem(&pair, &pair, "the uploaded certificate", "the uploaded key")?;
         let dir = &self.sources.state_directory;
-        crate::state::write_atomically(&dir.join(UPLOADED), &pair, 0o600)
+        crate::durable::write_atomically(&dir.join(UPLOADED), &pair, 0o600)
             .map_err(|e| TlsError(format!("cannot keep the certificate in {}: {e}", dir.display())))?;
         self.reload()
     }
@@ -280,8 +348,9 @@ fn keep(dir: &Path, cert_path: &Path, key_path: &Path, cert: &str, key: &str) ->
         let aside = PathBuf::from(aside);
         std::fs::rename(path, &aside).map_err(|e| write_failed(&aside, e))?;
     }
-    crate::state::write_atomically(key_path, key.as_bytes(), 0o600).map_err(|e| write_failed(key_path, e))?;
-    crate::state::write_atomically(cert_path, cert.as_bytes(), 0o644)
+    crate::durable::write_atomically(key_path, key.as_bytes(), 0o600)
+        .map_err(|e| write_failed(key_path, e))?;
+    crate::durable::write_atomically(cert_path, cert.as_bytes(), 0o644)
         .map_err(|e| write_failed(cert_path, e))?;
     tracing::info!("generated a self-signed certificate in {}", dir.display());
     Ok(())

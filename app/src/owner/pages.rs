@@ -1,6 +1,6 @@
 //! The owner's pages: first set-up with the one-time code, login and logout, and the
 //! settings (password, label, who may see the status page, the HTTPS certificate). Every
-//! one of them is HTTPS only; what needs a login takes `LoggedIn` or `CsrfForm` (auth.rs).
+//! one of them is HTTPS only; what needs a login takes `LoggedIn` or `CsrfForm` (extract.rs).
 
 // Handlers and extractors answer with a whole Response, as axum has them do.
 #![allow(clippy::result_large_err)]
@@ -15,15 +15,17 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 
-use crate::auth::{self, Auth, AuthError, CsrfForm, LoggedIn};
-use crate::peer::Peer;
-use crate::routes::{AppState, escape};
-use crate::updates::{self, Choice, Request, Requests, Updates};
+use super::account::Auth;
+use super::error::AuthError;
+use super::extract::{self, CsrfForm};
+use super::password::MIN_PASSWORD;
+use super::sessions::LoggedIn;
+use super::updates::{self, Choice, Request, Requests, Updates};
+use crate::device::Device;
+use crate::pages::html::escape;
+use crate::transport::peer::Peer;
 
-#[cfg(test)]
-mod tests;
-
-pub fn routes() -> Router<Arc<AppState>> {
+pub(crate) fn routes() -> Router<Device> {
     Router::new()
         .route("/setup", get(setup_page).post(set_up))
         .route("/login", get(login_page).post(log_in))
@@ -38,14 +40,13 @@ pub fn routes() -> Router<Arc<AppState>> {
 
 /// The login, for a page that needs no session yet (set-up, login): HTTPS, and a POST
 /// from the device's own pages.
-fn open_page(state: &AppState, parts: &Parts) -> Result<Arc<Auth>, Response> {
-    let Some(auth) = state.auth.as_ref() else {
-        return Err((StatusCode::NOT_FOUND, "this device has no owner login: it has no HTTPS socket\n")
-            .into_response());
+fn open_page(device: &Device, parts: &Parts) -> Result<Arc<Auth>, Response> {
+    let Some(auth) = device.owner.auth.as_ref() else {
+        return Err(extract::no_login());
     };
-    auth::require_https(parts)?;
+    extract::require_https(parts)?;
     if parts.method == axum::http::Method::POST {
-        auth::same_origin(&parts.headers)?;
+        extract::same_origin(&parts.headers)?;
     }
     Ok(auth.clone())
 }
@@ -70,7 +71,7 @@ fn problem(message: Option<&str>) -> String {
 }
 
 fn password_hint() -> String {
-    format!("at least {} characters; a few words make a strong one", auth::MIN_PASSWORD)
+    format!("at least {} characters; a few words make a strong one", MIN_PASSWORD)
 }
 
 fn setup_form(message: Option<&str>) -> Response {
@@ -90,8 +91,8 @@ fn setup_form(message: Option<&str>) -> Response {
     )
 }
 
-async fn setup_page(State(state): State<Arc<AppState>>, parts: Parts) -> Response {
-    let auth = match open_page(&state, &parts) {
+async fn setup_page(State(device): State<Device>, parts: Parts) -> Response {
+    let auth = match open_page(&device, &parts) {
         Ok(auth) => auth,
         Err(response) => return response,
     };
@@ -108,8 +109,8 @@ struct SetUp {
     again: String,
 }
 
-async fn set_up(State(state): State<Arc<AppState>>, parts: Parts, form: axum::Form<SetUp>) -> Response {
-    let auth = match open_page(&state, &parts) {
+async fn set_up(State(device): State<Device>, parts: Parts, form: axum::Form<SetUp>) -> Response {
+    let auth = match open_page(&device, &parts) {
         Ok(auth) => auth,
         Err(response) => return response,
     };
@@ -148,8 +149,8 @@ fn login_form(message: Option<&str>) -> Response {
     )
 }
 
-async fn login_page(State(state): State<Arc<AppState>>, parts: Parts) -> Response {
-    let auth = match open_page(&state, &parts) {
+async fn login_page(State(device): State<Device>, parts: Parts) -> Response {
+    let auth = match open_page(&device, &parts) {
         Ok(auth) => auth,
         Err(response) => return response,
     };
@@ -164,8 +165,8 @@ struct Login {
     password: String,
 }
 
-async fn log_in(State(state): State<Arc<AppState>>, parts: Parts, form: axum::Form<Login>) -> Response {
-    match open_page(&state, &parts) {
+async fn log_in(State(device): State<Device>, parts: Parts, form: axum::Form<Login>) -> Response {
+    match open_page(&device, &parts) {
         Ok(auth) => log_in_as(&auth, client(&parts), &form.password).await,
         Err(response) => response,
     }
@@ -173,30 +174,30 @@ async fn log_in(State(state): State<Arc<AppState>>, parts: Parts, form: axum::Fo
 
 async fn log_in_as(auth: &Arc<Auth>, client: Option<std::net::IpAddr>, password: &str) -> Response {
     match auth.login(client, password).await {
-        Ok(token) => ([(header::SET_COOKIE, auth::set_cookie(Some(&token)))], Redirect::to("/settings"))
+        Ok(token) => ([(header::SET_COOKIE, extract::set_cookie(Some(&token)))], Redirect::to("/settings"))
             .into_response(),
         Err(AuthError::NotSetUp) => Redirect::to("/setup").into_response(),
         Err(e) => (status_of(&e), login_form(Some(&e.to_string()))).into_response(),
     }
 }
 
-async fn log_out(State(state): State<Arc<AppState>>, CsrfForm(owner, _): CsrfForm<Empty>) -> Response {
-    if let Some(auth) = state.auth.as_ref() {
+async fn log_out(State(device): State<Device>, CsrfForm(owner, _): CsrfForm<Empty>) -> Response {
+    if let Some(auth) = device.owner.auth.as_ref() {
         auth.logout(&owner.token);
     }
-    ([(header::SET_COOKIE, auth::set_cookie(None))], Redirect::to("/login")).into_response()
+    ([(header::SET_COOKIE, extract::set_cookie(None))], Redirect::to("/login")).into_response()
 }
 
 #[derive(Deserialize)]
 struct Empty {}
 
 async fn settings_page(
-    State(state): State<Arc<AppState>>,
+    State(device): State<Device>,
     owner: LoggedIn,
     axum::extract::RawQuery(query): axum::extract::RawQuery,
 ) -> Response {
     let saved = query.as_deref() == Some("saved");
-    settings(&state, &owner, saved.then_some(Notice::Saved))
+    settings(&device, &owner, saved.then_some(Notice::Saved))
 }
 
 /// What the settings page says above its forms.
@@ -205,14 +206,14 @@ enum Notice<'a> {
     Problem(&'a str),
 }
 
-fn settings(state: &AppState, owner: &LoggedIn, notice: Option<Notice>) -> Response {
-    let Some(auth) = state.auth.as_ref() else {
+fn settings(device: &Device, owner: &LoggedIn, notice: Option<Notice>) -> Response {
+    let Some(auth) = device.owner.auth.as_ref() else {
         return StatusCode::NOT_FOUND.into_response();
     };
     let settings = auth.glance();
     let csrf = format!("<input type=\"hidden\" name=\"csrf\" value=\"{}\">", escape(&owner.csrf));
     let checked = if settings.status_public { " checked" } else { "" };
-    let fingerprint = state.certificate().map_or_else(String::new, |c| c.fingerprint_sha256);
+    let fingerprint = device.certificate().map_or_else(String::new, |c| c.fingerprint().to_owned());
     page(
         "Settings",
         &format!(
@@ -244,10 +245,9 @@ fn settings(state: &AppState, owner: &LoggedIn, notice: Option<Notice>) -> Respo
             },
             label = escape(&settings.label),
             hint = password_hint(),
-            updates = state
-                .update_requests
-                .as_ref()
-                .map_or_else(String::new, |requests| { updates_section(&state.updates, requests, &csrf) }),
+            updates = device.owner.update_requests.as_ref().map_or_else(String::new, |requests| {
+                updates_section(&device.owner.updates, requests, &csrf)
+            }),
         ),
     )
 }
@@ -309,11 +309,11 @@ fn updates_section(updates: &Updates, requests: &Requests, csrf: &str) -> String
 }
 
 /// Answers a settings form: the settings page again, saying what went wrong if anything.
-fn done(state: &AppState, owner: &LoggedIn, result: Result<(), AuthError>) -> Response {
+fn done(device: &Device, owner: &LoggedIn, result: Result<(), AuthError>) -> Response {
     match result {
         Ok(()) => Redirect::to("/settings?saved").into_response(),
         Err(e) => {
-            (status_of(&e), settings(state, owner, Some(Notice::Problem(&e.to_string())))).into_response()
+            (status_of(&e), settings(device, owner, Some(Notice::Problem(&e.to_string())))).into_response()
         }
     }
 }
@@ -323,16 +323,13 @@ struct Label {
     label: String,
 }
 
-async fn change_label(
-    State(state): State<Arc<AppState>>,
-    CsrfForm(owner, form): CsrfForm<Label>,
-) -> Response {
+async fn change_label(State(device): State<Device>, CsrfForm(owner, form): CsrfForm<Label>) -> Response {
     let label: String = form.label.trim().chars().filter(|c| !c.is_control()).take(64).collect();
-    let result = match state.auth.as_ref() {
+    let result = match device.owner.auth.as_ref() {
         Some(auth) => auth.update(&owner, move |o| o.label = label).await,
         None => Err(AuthError::NotSetUp),
     };
-    done(&state, &owner, result)
+    done(&device, &owner, result)
 }
 
 #[derive(Deserialize)]
@@ -340,16 +337,13 @@ struct Access {
     public: Option<String>,
 }
 
-async fn change_access(
-    State(state): State<Arc<AppState>>,
-    CsrfForm(owner, form): CsrfForm<Access>,
-) -> Response {
+async fn change_access(State(device): State<Device>, CsrfForm(owner, form): CsrfForm<Access>) -> Response {
     let public = form.public.is_some();
-    let result = match state.auth.as_ref() {
+    let result = match device.owner.auth.as_ref() {
         Some(auth) => auth.update(&owner, move |o| o.status_public = public).await,
         None => Err(AuthError::NotSetUp),
     };
-    done(&state, &owner, result)
+    done(&device, &owner, result)
 }
 
 #[derive(Deserialize)]
@@ -360,19 +354,19 @@ struct NewPassword {
 }
 
 async fn change_password(
-    State(state): State<Arc<AppState>>,
+    State(device): State<Device>,
     parts: Parts,
     CsrfForm(owner, form): CsrfForm<NewPassword>,
 ) -> Response {
-    let Some(auth) = state.auth.as_ref() else {
+    let Some(auth) = device.owner.auth.as_ref() else {
         return StatusCode::NOT_FOUND.into_response();
     };
     if form.password != form.again {
-        return done(&state, &owner, Err(AuthError::WeakPassword("The two new passwords differ.".into())));
+        return done(&device, &owner, Err(AuthError::WeakPassword("The two new passwords differ.".into())));
     }
     match auth.change_password(client(&parts), &form.current, &form.password).await {
-        Ok(()) => ([(header::SET_COOKIE, auth::set_cookie(None))], Redirect::to("/login")).into_response(),
-        Err(e) => done(&state, &owner, Err(e)),
+        Ok(()) => ([(header::SET_COOKIE, extract::set_cookie(None))], Redirect::to("/login")).into_response(),
+        Err(e) => done(&device, &owner, Err(e)),
     }
 }
 
@@ -383,11 +377,11 @@ struct UpdateForm {
 }
 
 async fn change_updates(
-    State(state): State<Arc<AppState>>,
+    State(device): State<Device>,
     CsrfForm(owner, form): CsrfForm<UpdateForm>,
 ) -> Response {
-    let Some(updates) = state.update_requests.clone() else {
-        return done(&state, &owner, Err(AuthError::Refused("This device has no updater.".into())));
+    let Some(updates) = device.owner.update_requests.clone() else {
+        return done(&device, &owner, Err(AuthError::Refused("This device has no updater.".into())));
     };
     let choice = updates.choice();
     let change: Box<dyn FnOnce() -> std::io::Result<()> + Send> = match form.action.as_str() {
@@ -401,7 +395,7 @@ async fn change_updates(
         "install" => Box::new(move || updates.ask(Request::Install)),
         other => {
             let why = format!("Unknown action {other:?}.");
-            return done(&state, &owner, Err(AuthError::Refused(why)));
+            return done(&device, &owner, Err(AuthError::Refused(why)));
         }
     };
     // Written and synced on the blocking thread, as every save is.
@@ -409,7 +403,7 @@ async fn change_updates(
         Ok(result) => result.map_err(|e| AuthError::Storage(e.to_string())),
         Err(e) => Err(AuthError::Storage(e.to_string())),
     };
-    done(&state, &owner, result)
+    done(&device, &owner, result)
 }
 
 #[derive(Deserialize)]
@@ -419,16 +413,15 @@ struct Certificate {
 }
 
 async fn replace_certificate(
-    State(state): State<Arc<AppState>>,
+    State(device): State<Device>,
     CsrfForm(owner, form): CsrfForm<Certificate>,
 ) -> Response {
-    let result =
-        (state.replace_certificate)(form.certificate.as_bytes(), form.key.as_bytes()).map(|summary| {
-            tracing::info!(
-                "the owner replaced the HTTPS certificate: SHA-256 {}",
-                summary.fingerprint_sha256
-            );
-            state.set_certificate(summary);
-        });
-    done(&state, &owner, result.map_err(AuthError::Refused))
+    let Some(replace) = device.owner.replace_certificate.as_ref() else {
+        return done(&device, &owner, Err(AuthError::Refused("This device has no HTTPS socket.".into())));
+    };
+    let result = replace(form.certificate.as_bytes(), form.key.as_bytes()).map(|summary| {
+        tracing::info!("the owner replaced the HTTPS certificate: SHA-256 {}", summary.fingerprint());
+        device.set_certificate(summary);
+    });
+    done(&device, &owner, result.map_err(AuthError::Refused))
 }
