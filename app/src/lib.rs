@@ -36,6 +36,7 @@
 //! transport knows nothing of the pages, and no page reaches into another.
 
 #![deny(missing_docs)]
+#![warn(unreachable_pub)]
 
 mod config;
 mod device;

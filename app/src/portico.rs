@@ -55,10 +55,10 @@ impl Portico {
     }
 
     /// Adds a team's routes beside portico's. A handler takes `State<Device>` for the
-    /// device and its settings, and [`LoggedIn`](crate::LoggedIn) (or
-    /// [`CsrfForm`](crate::CsrfForm)) to be the owner's only. The owner's paths (`/setup`,
-    /// `/login`, `/logout`, `/settings...`), `/healthz` and `/metrics` are portico's; a route
-    /// on one of them panics at start, as axum does for any overlap.
+    /// device and its settings, and (built with the `tls` feature) `LoggedIn` or `CsrfForm`
+    /// to be the owner's only. The owner's paths (`/setup`, `/login`, `/logout`,
+    /// `/settings...`), `/healthz` and `/metrics` are portico's; a route on one of them
+    /// panics at start, as axum does for any overlap.
     pub fn routes(mut self, routes: Router<Device>) -> Self {
         self.routes = self.routes.merge(routes);
         self

@@ -12,7 +12,7 @@ use std::fmt;
 
 /// A value as the file wrote it, before a key checks it.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Value {
+pub(super) enum Value {
     String(String),
     Integer(i64),
     Boolean(bool),
@@ -32,7 +32,7 @@ impl fmt::Display for Value {
 
 /// One `key = value` line; `line` counts from 1.
 #[derive(Debug, PartialEq)]
-pub struct Entry {
+pub(super) struct Entry {
     pub line: usize,
     pub key: String,
     pub value: Value,
@@ -40,7 +40,7 @@ pub struct Entry {
 
 /// What is wrong, and on which line (from 1).
 #[derive(Debug)]
-pub struct SyntaxError {
+pub(super) struct SyntaxError {
     pub line: usize,
     pub message: String,
 }
@@ -57,7 +57,7 @@ const MAX_NESTING: usize = 8;
 const VALUE_FORMS: &str = "a string in quotes, a whole number, true, false or a list in [ ]";
 
 /// Reads a whole file; keys come out in the file's order, each once.
-pub fn parse(text: &str) -> Result<Vec<Entry>, SyntaxError> {
+pub(super) fn parse(text: &str) -> Result<Vec<Entry>, SyntaxError> {
     let mut parser = Parser { rest: text, line: 1 };
     let mut entries: Vec<Entry> = Vec::new();
     let mut lines_of_keys = HashMap::new();

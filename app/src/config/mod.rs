@@ -16,10 +16,10 @@ use flat_toml::Value;
 use tracing::level_filters::LevelFilter;
 
 /// Where the config file is read from unless `--config` or `PORTICO_CONFIG` says otherwise.
-pub const DEFAULT_CONFIG_PATH: &str = "/etc/portico/portico.toml";
+pub(crate) const DEFAULT_CONFIG_PATH: &str = "/etc/portico/portico.toml";
 
 /// The version portico reports: the packager's `PORTICO_VERSION` at build time, if set.
-pub const VERSION: &str = match option_env!("PORTICO_VERSION") {
+pub(crate) const VERSION: &str = match option_env!("PORTICO_VERSION") {
     Some(version) => version,
     None => env!("CARGO_PKG_VERSION"),
 };
@@ -350,18 +350,18 @@ fn nonempty(text: String) -> Option<String> {
 }
 
 /// The prefix that marks a `--listen` address as HTTPS.
-pub const HTTPS_PREFIX: &str = "https://";
+pub(crate) const HTTPS_PREFIX: &str = "https://";
 
 /// An address portico binds itself when systemd passes no socket.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ListenAddr {
+pub(crate) enum ListenAddr {
     Tcp(SocketAddr),
     Unix(PathBuf),
 }
 
 /// A `--listen` entry: the address, and whether it speaks HTTPS.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Listen {
+pub(crate) struct Listen {
     pub addr: ListenAddr,
     pub https: bool,
 }
@@ -385,7 +385,7 @@ impl fmt::Display for Listen {
 }
 
 #[derive(Clone, Debug)]
-pub struct Config {
+pub(crate) struct Config {
     /// Addresses to bind when started by hand (no sockets from systemd).
     pub listen: Vec<Listen>,
     /// Refuse to start unless systemd passed the listening sockets.
@@ -432,7 +432,7 @@ pub struct Config {
 }
 
 /// The shortest metrics token accepted: guessing one must be hopeless.
-pub const MIN_TOKEN_LENGTH: usize = 16;
+pub(crate) const MIN_TOKEN_LENGTH: usize = 16;
 
 impl Default for Config {
     /// Every key's declared default, applied as the environment would give it.
@@ -474,7 +474,7 @@ impl Default for Config {
 }
 
 /// A systemd credential's first line (LoadCredential=), if the unit passes it.
-pub fn credential(name: &str) -> Result<Option<String>, ConfigError> {
+pub(crate) fn credential(name: &str) -> Result<Option<String>, ConfigError> {
     let Some(path) =
         std::env::var_os("CREDENTIALS_DIRECTORY").map(|dir| std::path::Path::new(&dir).join(name))
     else {
@@ -488,10 +488,10 @@ pub fn credential(name: &str) -> Result<Option<String>, ConfigError> {
 }
 
 /// Where portico keeps its state when systemd names no StateDirectory=.
-pub const DEFAULT_STATE_DIRECTORY: &str = "/var/lib/portico";
+pub(crate) const DEFAULT_STATE_DIRECTORY: &str = "/var/lib/portico";
 
 /// What the command line asked for.
-pub enum Command {
+pub(crate) enum Command {
     Serve(Box<Config>),
     /// `portico reset-owner`: clear the owner's password and print a new set-up code.
     ResetOwner(Box<Config>),
@@ -501,7 +501,7 @@ pub enum Command {
 
 /// A configuration problem, already phrased for the user: where, which key, what is wrong.
 #[derive(Debug)]
-pub struct ConfigError(pub String);
+pub(crate) struct ConfigError(pub String);
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -512,7 +512,7 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 /// The --help text, made from the key table.
-pub fn help(declared: &[Setting]) -> String {
+pub(crate) fn help(declared: &[Setting]) -> String {
     let mut help = String::from(
         "portico: a socket-activated status page, JSON API, health check and metrics for a device
 
@@ -571,7 +571,10 @@ fn wrap_into<'a>(out: &mut String, words: impl Iterator<Item = &'a str>, indent:
 }
 
 /// Reads the command line, the environment and the config file, in that order of precedence.
-pub fn load(args: impl IntoIterator<Item = OsString>, declared: &[Setting]) -> Result<Command, ConfigError> {
+pub(crate) fn load(
+    args: impl IntoIterator<Item = OsString>,
+    declared: &[Setting],
+) -> Result<Command, ConfigError> {
     check_declared(declared)?;
     let flags = match parse_flags(args, declared)? {
         ParsedFlags::Help => return Ok(Command::Help),
@@ -848,7 +851,7 @@ fn parse_listen(text: &str) -> Result<Listen, String> {
 }
 
 /// Parses `500ms`, `10s`, `5m`, `1h` (and a bare `0`).
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     let bad = || format!("expected a duration such as \"10s\" or \"500ms\", found {text:?}");
     if text == "0" {
         return Ok(Duration::ZERO);

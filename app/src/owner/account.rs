@@ -35,7 +35,7 @@ pub struct Auth {
 }
 
 /// What `open` found, for the start-up to announce.
-pub(crate) enum Opened {
+pub(super) enum Opened {
     Owned,
     /// Set-up is pending with this freshly generated code.
     Code(String),
@@ -51,7 +51,7 @@ pub(crate) enum Opened {
 /// `portico reset-owner`: clears the password, keeps the label and the status page's
 /// access, and returns a new set-up code, kept until used. A running portico sees the file
 /// change: every session ends, and /setup takes the new code.
-pub(crate) fn reset(store: &Store) -> Result<String, AuthError> {
+pub(super) fn reset(store: &Store) -> Result<String, AuthError> {
     let lock = store.lock().map_err(storage)?;
     let owner = match store.load() {
         Loaded::Owner(owner) => owner,
@@ -95,7 +95,7 @@ impl Auth {
     /// written (an I/O error, a read-only or unwritable directory) is left as it is: the
     /// owner's pages say what is wrong and each request tries again, while the rest of
     /// the device serves on.
-    pub(crate) fn open(store: Store, provisioned: Option<String>, lifetimes: Lifetimes) -> (Self, Opened) {
+    pub(super) fn open(store: Store, provisioned: Option<String>, lifetimes: Lifetimes) -> (Self, Opened) {
         let random = SystemRandom::new();
         let auth = Auth {
             owner: Mutex::new(Cached { owner: Owner::default(), stamp: None, unreadable: None }),
@@ -227,13 +227,13 @@ impl Auth {
         }
     }
 
-    pub(crate) fn setup_needed(&self) -> bool {
+    pub(super) fn setup_needed(&self) -> bool {
         self.glance().setup_needed
     }
 
     /// First set-up: the one-time code, then the owner's password. The code is spent.
     /// From then on visitors see the reduced status page until the owner opens it.
-    pub(crate) async fn set_up(
+    pub(super) async fn set_up(
         self: &Arc<Self>,
         client: Option<IpAddr>,
         code: &str,
@@ -270,7 +270,7 @@ impl Auth {
 
     /// Checks the password (after the delays this client and everyone have earned) and
     /// opens a session: its token.
-    pub(crate) async fn login(&self, client: Option<IpAddr>, password: &str) -> Result<String, AuthError> {
+    pub(super) async fn login(&self, client: Option<IpAddr>, password: &str) -> Result<String, AuthError> {
         let owner = self.owner()?;
         let Some(hash) = owner.password else {
             return Err(AuthError::NotSetUp);
@@ -290,7 +290,7 @@ impl Auth {
     }
 
     /// A new password ends every session, this one included.
-    pub(crate) async fn change_password(
+    pub(super) async fn change_password(
         self: &Arc<Self>,
         client: Option<IpAddr>,
         current: &str,
@@ -315,7 +315,7 @@ impl Auth {
 
     /// Changes a setting of the owner's and keeps it, unless the session ended meanwhile
     /// (a new password, `reset-owner`).
-    pub(crate) async fn update(
+    pub(super) async fn update(
         self: &Arc<Self>,
         session: &LoggedIn,
         change: impl FnOnce(&mut Owner) + Send + 'static,

@@ -64,7 +64,7 @@ const PATTERN: u8 = 4;
 const SUFFIX: u32 = 4;
 
 /// Whether `password` is common or a common one dressed up (see the module's comment).
-pub fn is_common(password: &str) -> bool {
+pub(super) fn is_common(password: &str) -> bool {
     let bytes = password.as_bytes();
     let n = bytes.len();
     let mut flags = vec![0u8; n + 1];

@@ -2,7 +2,7 @@
 
 /// Why a set-up, login or change was refused; what the page tells the user.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) enum AuthError {
+pub(super) enum AuthError {
     WrongCode,
     WrongPassword,
     WeakPassword(String),

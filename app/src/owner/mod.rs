@@ -21,7 +21,8 @@ pub(crate) mod updates;
 use std::error::Error;
 use std::path::Path;
 
-pub use extract::{CsrfForm, HasAuth};
+pub use extract::CsrfForm;
+pub(crate) use extract::HasAuth;
 pub use sessions::LoggedIn;
 
 use crate::config::{self, Config};

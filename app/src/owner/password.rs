@@ -9,11 +9,11 @@ use ring::rand::{SecureRandom, SystemRandom};
 use super::common_passwords;
 use super::error::AuthError;
 
-pub(crate) const MIN_PASSWORD: usize = 15;
-pub(crate) const MAX_PASSWORD: usize = 256;
+pub(super) const MIN_PASSWORD: usize = 15;
+pub(super) const MAX_PASSWORD: usize = 256;
 
 /// The rules; `code` is the set-up code, which must not become the password.
-pub(crate) fn check_password(password: &str, code: Option<&str>) -> Result<(), AuthError> {
+pub(super) fn check_password(password: &str, code: Option<&str>) -> Result<(), AuthError> {
     let weak = |why: &str| Err(AuthError::WeakPassword(why.to_owned()));
     let length = password.chars().count();
     if length < MIN_PASSWORD {

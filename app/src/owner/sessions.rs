@@ -11,7 +11,7 @@ use tokio::time::Instant;
 
 /// How long sessions last: without a request, and in any case.
 #[derive(Clone, Copy)]
-pub(crate) struct Lifetimes {
+pub(super) struct Lifetimes {
     pub(crate) idle: Duration,
     pub(crate) absolute: Duration,
 }

@@ -19,7 +19,7 @@ use crate::durable::write_atomically;
 
 /// What the owner has set.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Owner {
+pub(crate) struct Owner {
     /// argon2id hash (PHC string) of the password; none until set-up is done.
     pub password: Option<String>,
     /// argon2id hash of the one-time set-up code; none once it is spent.
@@ -42,7 +42,7 @@ pub struct Owner {
 }
 
 /// What was found in the state directory.
-pub enum Loaded {
+pub(super) enum Loaded {
     Owner(Owner),
     /// No file: the device's first start (or a purge).
     Missing,
@@ -52,16 +52,16 @@ pub enum Loaded {
     Unreadable(String),
 }
 
-pub struct Store {
+pub(super) struct Store {
     path: PathBuf,
 }
 
 impl Store {
-    pub fn new(state_directory: &Path) -> Self {
+    pub(crate) fn new(state_directory: &Path) -> Self {
         Store { path: state_directory.join("owner.json") }
     }
 
-    pub fn load(&self) -> Loaded {
+    pub(crate) fn load(&self) -> Loaded {
         let text = match std::fs::read_to_string(&self.path) {
             Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Loaded::Missing,
@@ -82,7 +82,7 @@ impl Store {
     /// Saves, and says which file it wrote: taken from the file itself, before it is in
     /// place, so that a `reset-owner` landing just after is still seen as a change. The
     /// caller holds the `lock`.
-    pub fn save(&self, owner: &Owner, _lock: &Lock) -> std::io::Result<Stamp> {
+    pub(crate) fn save(&self, owner: &Owner, _lock: &Lock) -> std::io::Result<Stamp> {
         let json = serde_json::to_string(owner).map_err(std::io::Error::other)?;
         let text = format!("{json}\n{}\n", checksum(&json));
         write_atomically(&self.path, text.as_bytes(), 0o600).and_then(|metadata| Stamp::of(&metadata))
@@ -90,7 +90,7 @@ impl Store {
 
     /// Takes the directory's lock (flock(2), so `reset-owner` in another process waits
     /// too), making the directory first if it is missing.
-    pub fn lock(&self) -> std::io::Result<Lock> {
+    pub(crate) fn lock(&self) -> std::io::Result<Lock> {
         use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
         let dir = self.path.parent().unwrap_or(Path::new("."));
         std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
@@ -103,7 +103,7 @@ impl Store {
 
     /// Moves a damaged file aside as `owner.json.damaged` (the newest damage only), so
     /// what it held can still be looked at.
-    pub fn set_aside(&self, _lock: &Lock) -> std::io::Result<PathBuf> {
+    pub(crate) fn set_aside(&self, _lock: &Lock) -> std::io::Result<PathBuf> {
         let aside = self.path.with_extension("json.damaged");
         std::fs::rename(&self.path, &aside)?;
         Ok(aside)
@@ -111,20 +111,20 @@ impl Store {
 
     /// Which file is in place and when it changed, so a running portico notices `portico
     /// reset-owner`; none while there is no file.
-    pub fn stamp(&self) -> Option<Stamp> {
+    pub(crate) fn stamp(&self) -> Option<Stamp> {
         std::fs::metadata(&self.path).and_then(|metadata| Stamp::of(&metadata)).ok()
     }
 }
 
 /// The state directory's lock, held until dropped.
-pub struct Lock {
+pub(super) struct Lock {
     _held: nix::fcntl::Flock<std::fs::File>,
 }
 
 /// A save renames a new file into place, so its inode changes even when the clock's tick
 /// is too coarse for the time to (two saves within a few milliseconds).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Stamp {
+pub(super) struct Stamp {
     inode: u64,
     modified: SystemTime,
 }

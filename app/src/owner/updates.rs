@@ -16,14 +16,14 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 mod requests;
-pub use requests::{Choice, POSTPONE, Request, Requests, ago, now};
+pub(crate) use requests::{Choice, POSTPONE, Request, Requests, ago, now};
 
 /// The largest report read; a real one is a few hundred bytes.
 const MAX_REPORT: u64 = 64 * 1024;
 
 /// What the updater last did, as it wrote it.
 #[derive(Debug, Deserialize, PartialEq, Eq)]
-pub struct Report {
+pub(crate) struct Report {
     pub run_at: u64,
     /// `running` while a run is under way, `done` after.
     pub state: String,
@@ -38,7 +38,7 @@ pub struct Report {
 }
 
 #[derive(Debug, Deserialize, PartialEq, Eq)]
-pub struct Rollback {
+pub(crate) struct Rollback {
     pub at: u64,
     pub from: String,
     pub to: String,
@@ -46,17 +46,17 @@ pub struct Rollback {
 }
 
 /// Where the updater's report is; none where the device has no updater.
-pub struct Updates {
+pub(crate) struct Updates {
     report: Option<PathBuf>,
 }
 
 impl Updates {
-    pub fn new(report: Option<PathBuf>) -> Self {
+    pub(crate) fn new(report: Option<PathBuf>) -> Self {
         Updates { report }
     }
 
     /// The updater's last report; None before its first run.
-    pub fn report(&self) -> Result<Option<Report>, String> {
+    pub(crate) fn report(&self) -> Result<Option<Report>, String> {
         let Some(path) = &self.report else { return Ok(None) };
         let file = match std::fs::File::open(path) {
             Ok(file) => file,

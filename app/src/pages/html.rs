@@ -29,7 +29,7 @@ pub(crate) fn escape(text: &str) -> String {
     out
 }
 
-pub(crate) fn escape_into(out: &mut String, text: &str) {
+pub(super) fn escape_into(out: &mut String, text: &str) {
     for c in text.chars() {
         match c {
             '&' => out.push_str("&amp;"),

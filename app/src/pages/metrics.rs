@@ -79,7 +79,7 @@ pub(crate) async fn page(
 }
 
 /// The exposition, version 0.0.4.
-pub(crate) fn render(status: &Status, stats: Stats, totals: Totals, update: Option<&UpdateFacts>) -> String {
+pub(super) fn render(status: &Status, stats: Stats, totals: Totals, update: Option<&UpdateFacts>) -> String {
     let mut out = String::with_capacity(4096);
     // Values are written as the integers or fixed decimals they are, which also keeps the
     // float parser out of the binary.

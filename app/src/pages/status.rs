@@ -14,7 +14,7 @@ use crate::transport::stats::Stats;
 use crate::transport::tls::Summary as Certificate;
 
 #[derive(Serialize)]
-pub struct Status<'a> {
+pub(crate) struct Status<'a> {
     pub hostname: String,
     /// The owner's name for the device; empty until set.
     pub label: String,
@@ -34,7 +34,7 @@ pub struct Status<'a> {
 
 /// The figures that stay put while portico runs. Read after the switch of user, so the
 /// uid and gid are the ones it serves with.
-pub struct Fixed {
+pub(crate) struct Fixed {
     pub os: String,
     pub kernel: String,
     pub architecture: String,
@@ -45,7 +45,7 @@ pub struct Fixed {
 }
 
 impl Fixed {
-    pub fn read(activation: Activation) -> Self {
+    pub(crate) fn read(activation: Activation) -> Self {
         let uname = nix::sys::utsname::uname().ok();
         let field = |f: fn(&nix::sys::utsname::UtsName) -> &std::ffi::OsStr| {
             uname.as_ref().map(|u| f(u).to_string_lossy().into_owned()).unwrap_or_default()
@@ -63,20 +63,20 @@ impl Fixed {
 }
 
 #[derive(Serialize)]
-pub struct Memory {
+pub(crate) struct Memory {
     pub total_bytes: u64,
     /// What `free` calls available: MemAvailable, which counts reclaimable cache.
     pub available_bytes: u64,
 }
 
 #[derive(Serialize)]
-pub struct Filesystem {
+pub(crate) struct Filesystem {
     pub total_bytes: u64,
     pub available_bytes: u64,
 }
 
 #[derive(Serialize)]
-pub struct Portico {
+pub(crate) struct Portico {
     pub version: &'static str,
     pub pid: u32,
     pub uptime_seconds: u64,
@@ -86,19 +86,19 @@ pub struct Portico {
 }
 
 #[derive(Clone, Serialize)]
-pub struct Activation {
+pub(crate) struct Activation {
     pub mode: Origin,
     pub listeners: Vec<SocketInfo>,
 }
 
 #[derive(Serialize)]
-pub struct Process {
+pub(crate) struct Process {
     pub uid: u32,
     pub gid: u32,
 }
 
 /// The hostname now (a rename shows at once); empty if it cannot be read.
-pub fn hostname() -> String {
+pub(crate) fn hostname() -> String {
     nix::unistd::gethostname().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default()
 }
 
@@ -106,7 +106,12 @@ pub fn hostname() -> String {
 /// rather than failing the page.
 // statvfs counts are 32-bit on 32-bit targets such as armv7.
 #[allow(clippy::unnecessary_cast)]
-pub fn collect(fixed: &Fixed, stats: Stats, certificate: Option<Certificate>, label: String) -> Status<'_> {
+pub(crate) fn collect(
+    fixed: &Fixed,
+    stats: Stats,
+    certificate: Option<Certificate>,
+    label: String,
+) -> Status<'_> {
     let info = nix::sys::sysinfo::sysinfo().ok();
     let root = nix::sys::statvfs::statvfs("/").ok();
     Status {
@@ -167,7 +172,7 @@ fn os_release() -> String {
 
 /// The figures as the page shows them, by the `data-field` names the page uses.
 /// assets/status.js formats the JSON the same way when it refreshes the page.
-pub fn display_fields(status: &Status) -> Vec<(&'static str, String)> {
+pub(super) fn display_fields(status: &Status) -> Vec<(&'static str, String)> {
     let used = |total: u64, available: u64| {
         format!("{} of {}", bytes(total.saturating_sub(available)), bytes(total))
     };
@@ -200,7 +205,7 @@ fn certificate_line(certificate: Option<&Certificate>) -> String {
 }
 
 /// How portico got its sockets, for the page, the log and the STATUS= line.
-pub fn describe_activation(activation: &Activation) -> String {
+pub(crate) fn describe_activation(activation: &Activation) -> String {
     let sockets: Vec<String> = activation
         .listeners
         .iter()

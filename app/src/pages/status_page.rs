@@ -20,7 +20,7 @@ const SCRIPT: &str = include_str!("../../assets/status.js");
 const STYLE: &str = include_str!("../../assets/status.css");
 
 /// What monitors match on; kept fixed so a `grep ok` or an expect string never breaks.
-pub(crate) const HEALTHY: &str = "ok\n";
+pub(super) const HEALTHY: &str = "ok\n";
 pub(crate) const STOPPING: &str = "shutting down\n";
 
 /// What a visitor sees of a device whose owner keeps the status private: which device

@@ -21,14 +21,14 @@ use serde::Serialize;
 use crate::config::{Config, Listen, ListenAddr};
 
 /// A listening socket, ready to hand to the runtime.
-pub enum Listener {
+pub(crate) enum Listener {
     Tcp(std::net::TcpListener),
     Unix(UnixListener),
 }
 
 /// What the status page says about a socket.
 #[derive(Clone, Debug, Serialize)]
-pub struct SocketInfo {
+pub(crate) struct SocketInfo {
     /// The name from `FileDescriptorName=` in the .socket unit.
     pub name: Option<String>,
     pub address: String,
@@ -39,11 +39,11 @@ pub struct SocketInfo {
 }
 
 /// The FileDescriptorName= of a socket that speaks HTTPS.
-pub const HTTPS_NAME: &str = "https";
+pub(super) const HTTPS_NAME: &str = "https";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Origin {
+pub(crate) enum Origin {
     /// Passed by systemd (or another service manager speaking its protocol).
     Systemd,
     /// Bound by portico from `--listen`.
@@ -51,7 +51,7 @@ pub enum Origin {
     SelfBound,
 }
 
-pub struct Listeners {
+pub(crate) struct Listeners {
     pub origin: Origin,
     pub sockets: Vec<(Listener, SocketInfo)>,
 }
@@ -59,7 +59,7 @@ pub struct Listeners {
 /// Why the sockets cannot be used. Each message names the descriptor or variable, what is
 /// wrong and the usual cause.
 #[derive(Debug)]
-pub enum ActivationError {
+pub(crate) enum ActivationError {
     BadVariable {
         name: &'static str,
         value: OsString,
@@ -131,7 +131,7 @@ impl fmt::Display for ActivationError {
 impl std::error::Error for ActivationError {}
 
 /// The sockets to serve: systemd's if it passed any, else the configured addresses.
-pub fn listeners(config: &Config) -> Result<Listeners, ActivationError> {
+pub(crate) fn listeners(config: &Config) -> Result<Listeners, ActivationError> {
     let ignored = match inherited()? {
         Passed::Sockets(sockets) => return Ok(Listeners { origin: Origin::Systemd, sockets }),
         Passed::Nothing => None,
@@ -334,7 +334,7 @@ fn bind_unix(path: &Path) -> std::io::Result<UnixListener> {
 
 impl Listener {
     /// Another descriptor for the same socket (close-on-exec).
-    pub fn try_clone_fd(&self) -> std::io::Result<OwnedFd> {
+    pub(crate) fn try_clone_fd(&self) -> std::io::Result<OwnedFd> {
         match self {
             Listener::Tcp(l) => l.try_clone().map(OwnedFd::from),
             Listener::Unix(l) => l.try_clone().map(OwnedFd::from),

@@ -15,12 +15,12 @@ use nix::unistd::execve;
 use super::activation::{HTTPS_NAME, Listener, SocketInfo};
 
 /// Copies of the listening sockets, kept open while the runtime uses the originals.
-pub struct Handover {
+pub(crate) struct Handover {
     sockets: Vec<(OwnedFd, String)>,
 }
 
 impl Handover {
-    pub fn keep(sockets: &[(Listener, SocketInfo)]) -> std::io::Result<Self> {
+    pub(crate) fn keep(sockets: &[(Listener, SocketInfo)]) -> std::io::Result<Self> {
         let sockets = sockets
             .iter()
             .map(|(listener, info)| {
@@ -37,7 +37,7 @@ impl Handover {
 
     /// Replaces this process with portico again; returns only if that failed. Runs after
     /// the runtime has stopped, on the one thread left.
-    pub fn exec(self) -> std::io::Error {
+    pub(crate) fn exec(self) -> std::io::Error {
         match self.try_exec() {
             Err(e) => e,
         }

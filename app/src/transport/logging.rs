@@ -16,7 +16,7 @@ use tracing::{Event, Level, Metadata, Subscriber};
 
 /// Whether stderr is the journal stream systemd set up (JOURNAL_STREAM names its device
 /// and inode; a redirected stderr no longer matches).
-pub fn stderr_is_journal() -> bool {
+pub(crate) fn stderr_is_journal() -> bool {
     let Some(stream) = std::env::var_os("JOURNAL_STREAM") else {
         return false;
     };
@@ -26,7 +26,7 @@ pub fn stderr_is_journal() -> bool {
     stream.to_str() == Some(&format!("{}:{}", stat.st_dev, stat.st_ino))
 }
 
-pub fn init(max: LevelFilter) {
+pub(crate) fn init(max: LevelFilter) {
     let journal = stderr_is_journal();
     let _ = JOURNAL.set(journal);
     let _ = tracing::subscriber::set_global_default(Stderr { max, journal });
@@ -37,7 +37,7 @@ static JOURNAL: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
 /// One access-log line, whatever `log_level` says (the owner asked for it): at the
 /// journal's debug priority, which keeps it off the console and out of the default
 /// `journalctl -p info` views.
-pub fn access(line: std::fmt::Arguments<'_>) {
+pub(crate) fn access(line: std::fmt::Arguments<'_>) {
     let prefix = match JOURNAL.get() {
         Some(true) => "<7>",
         _ => "ACCESS ",

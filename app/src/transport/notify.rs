@@ -14,12 +14,12 @@ fn send(states: &[NotifyState]) {
     }
 }
 
-pub fn ready(status: &str) {
+pub(crate) fn ready(status: &str) {
     send(&[NotifyState::Ready, NotifyState::Status(status)]);
 }
 
 /// RELOADING=1 with the time, as systemd 253's Type=notify-reload wants; READY=1 ends it.
-pub fn reloading() {
+pub(crate) fn reloading() {
     let mut states = vec![NotifyState::Reloading];
     if let Ok(now) = NotifyState::monotonic_usec_now() {
         states.push(now);
@@ -27,14 +27,14 @@ pub fn reloading() {
     send(&states);
 }
 
-pub fn status(status: &str) {
+pub(crate) fn status(status: &str) {
     send(&[NotifyState::Status(status)]);
 }
 
 /// Says portico is stopping and asks for `drain` plus a margin to exit in, so a
 /// drain_timeout longer than the unit's TimeoutStopSec= is not cut short by SIGKILL.
 /// systemd never shortens its own timeout for this.
-pub fn stopping(status: &str, drain: Duration) {
+pub(crate) fn stopping(status: &str, drain: Duration) {
     let needed = drain + EXIT_MARGIN;
     let usec = u32::try_from(needed.as_micros()).unwrap_or(u32::MAX);
     send(&[NotifyState::Stopping, NotifyState::Status(status), NotifyState::ExtendTimeoutUsec(usec)]);
@@ -47,7 +47,7 @@ const EXIT_MARGIN: Duration = Duration::from_secs(5);
 ///
 /// It runs as a task on the runtime that serves requests: if that runtime stops making
 /// progress, the pings stop and systemd restarts the service.
-pub async fn watchdog() {
+pub(crate) async fn watchdog() {
     let Some(timeout) = sd_notify::watchdog_enabled() else {
         return;
     };
@@ -66,4 +66,4 @@ pub async fn watchdog() {
 }
 
 /// How often the STATUS= summary is refreshed.
-pub const STATUS_INTERVAL: Duration = Duration::from_secs(5);
+pub(crate) const STATUS_INTERVAL: Duration = Duration::from_secs(5);

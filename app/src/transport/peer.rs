@@ -4,7 +4,7 @@
 use std::net::IpAddr;
 
 #[derive(Clone, Copy, Debug)]
-pub struct Peer {
+pub(crate) struct Peer {
     /// None for a Unix socket. An IPv4 client is named by its IPv4 address, also when a
     /// dual-stack socket mapped it to ::ffff:a.b.c.d.
     pub ip: Option<IpAddr>,

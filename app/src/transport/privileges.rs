@@ -11,7 +11,7 @@ use nix::unistd::{Gid, Uid, User, geteuid, setgid, setgroups, setuid};
 const DEFAULT_USER: &str = "nobody";
 
 #[derive(Debug)]
-pub enum PrivilegeError {
+pub(crate) enum PrivilegeError {
     RefuseRoot { user: String },
     UnknownUser(String),
     NotRoot { user: String },
@@ -48,7 +48,7 @@ impl std::error::Error for PrivilegeError {}
 /// Switches to `user` if running as root (to `nobody` if no user is named), or refuses to
 /// go on as root unless allowed. Must run before any thread is started, so that every
 /// thread has the new identity.
-pub fn drop_root(user: Option<&str>, allow_root: bool) -> Result<(), PrivilegeError> {
+pub(crate) fn drop_root(user: Option<&str>, allow_root: bool) -> Result<(), PrivilegeError> {
     let name = match user {
         Some(name) => name,
         None if allow_root || !geteuid().is_root() => return Ok(()),
@@ -78,7 +78,7 @@ pub fn drop_root(user: Option<&str>, allow_root: bool) -> Result<(), PrivilegeEr
 }
 
 /// Root becomes `uid`:`gid` for good, with no supplementary groups beyond `gid`.
-pub fn become_ids(uid: Uid, gid: Gid) -> nix::Result<()> {
+pub(crate) fn become_ids(uid: Uid, gid: Gid) -> nix::Result<()> {
     // Supplementary groups first, then the group, then the user: after setuid the other
     // two would no longer be allowed.
     setgroups(&[gid])?;

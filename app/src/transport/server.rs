@@ -43,7 +43,7 @@ use super::stream::{AsyncListener, Stream};
 use super::tls::TlsAcceptor;
 
 /// The limits a connection is held to.
-pub struct Limits {
+pub(crate) struct Limits {
     pub header_read_timeout: Duration,
     pub keep_alive_timeout: Duration,
     pub max_header_bytes: usize,
@@ -53,7 +53,7 @@ pub struct Limits {
 }
 
 /// Answers what needs no routing (the pages' choice: compiled-in assets, say), or passes.
-pub type FastPath = fn(&hyper::Request<Incoming>) -> Option<axum::response::Response>;
+pub(super) type FastPath = fn(&hyper::Request<Incoming>) -> Option<axum::response::Response>;
 
 /// `head_started_ms` when no request head is arriving.
 const NO_HEAD: u64 = u64::MAX;
@@ -171,7 +171,7 @@ impl Connection {
 }
 
 /// The open connections, oldest first.
-pub struct Connections {
+pub(crate) struct Connections {
     open: Mutex<BTreeMap<u64, Arc<Connection>>>,
     next_id: AtomicU64,
     counters: Arc<Counters>,
@@ -179,7 +179,7 @@ pub struct Connections {
 }
 
 impl Connections {
-    pub fn new(max_connections: usize, counters: Arc<Counters>) -> Arc<Self> {
+    pub(crate) fn new(max_connections: usize, counters: Arc<Counters>) -> Arc<Self> {
         Arc::new(Connections {
             open: Mutex::new(BTreeMap::new()),
             next_id: AtomicU64::new(0),
@@ -227,12 +227,12 @@ impl Connections {
     }
 
     /// Resolves once no connection is open.
-    pub async fn all_closed(&self) {
+    pub(crate) async fn all_closed(&self) {
         let _ = self.counters.watch_open().wait_for(|n| *n == 0).await;
     }
 
     /// Resolves once `idle_for` has passed with no connection open at all.
-    pub async fn idle_for(&self, idle_for: Duration) {
+    pub(crate) async fn idle_for(&self, idle_for: Duration) {
         let mut count = self.counters.watch_open();
         loop {
             let _ = count.wait_for(|n| *n == 0).await;
@@ -245,7 +245,7 @@ impl Connections {
 }
 
 /// Everything a connection task needs.
-pub struct Server {
+pub(crate) struct Server {
     app: Router,
     fast_path: FastPath,
     connections: Arc<Connections>,
@@ -259,7 +259,7 @@ pub struct Server {
 }
 
 impl Server {
-    pub fn new(
+    pub(crate) fn new(
         app: Router,
         fast_path: FastPath,
         connections: Arc<Connections>,
@@ -288,7 +288,7 @@ impl Server {
     }
 
     /// Accepts connections until the shutdown starts; with `tls`, each speaks TLS.
-    pub async fn accept_loop(self: Arc<Self>, listener: AsyncListener, tls: Option<TlsAcceptor>) {
+    pub(crate) async fn accept_loop(self: Arc<Self>, listener: AsyncListener, tls: Option<TlsAcceptor>) {
         let shutdown = self.shutdown.started();
         tokio::pin!(shutdown);
         loop {

@@ -9,7 +9,7 @@ use tokio::sync::watch;
 
 /// Why portico is shutting down.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Reason {
+pub(crate) enum Reason {
     Signal(&'static str),
     Idle,
     /// SIGUSR2: drain, then execute portico again with the same sockets.
@@ -18,15 +18,15 @@ pub enum Reason {
 
 /// A shared switch that turns once, from serving to shutting down.
 #[derive(Clone)]
-pub struct Shutdown(Arc<watch::Sender<Option<Reason>>>);
+pub(crate) struct Shutdown(Arc<watch::Sender<Option<Reason>>>);
 
 impl Shutdown {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Shutdown(Arc::new(watch::channel(None).0))
     }
 
     /// Starts the shutdown; later calls keep the first reason.
-    pub fn begin(&self, reason: Reason) {
+    pub(crate) fn begin(&self, reason: Reason) {
         self.0.send_if_modified(|current| {
             if current.is_some() {
                 return false;
@@ -36,12 +36,12 @@ impl Shutdown {
         });
     }
 
-    pub fn is_started(&self) -> bool {
+    pub(crate) fn is_started(&self) -> bool {
         self.0.borrow().is_some()
     }
 
     /// Resolves once the shutdown has started.
-    pub async fn started(&self) -> Reason {
+    pub(crate) async fn started(&self) -> Reason {
         let mut rx = self.0.subscribe();
         loop {
             if let Some(reason) = *rx.borrow_and_update() {
@@ -55,7 +55,7 @@ impl Shutdown {
 
 /// Turns the first SIGTERM, SIGINT or SIGUSR2 into a shutdown. The returned future
 /// resolves on the next one, which means "stop waiting for the drain".
-pub fn listen(shutdown: Shutdown) -> std::io::Result<impl Future<Output = ()>> {
+pub(crate) fn listen(shutdown: Shutdown) -> std::io::Result<impl Future<Output = ()>> {
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let mut usr2 = signal(SignalKind::user_defined2())?;

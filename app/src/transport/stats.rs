@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::watch;
 
 #[derive(Default)]
-pub struct Counters {
+pub(crate) struct Counters {
     /// A watch rather than an atomic: the drain and the idle exit wait on it.
     open: watch::Sender<usize>,
     accepted: AtomicU64,
@@ -21,7 +21,7 @@ pub struct Counters {
 
 /// What /metrics adds to the snapshot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Totals {
+pub(crate) struct Totals {
     pub connections_evicted: u64,
     /// Responses by status class: 1xx at 0 ... 5xx at 4.
     pub responses_by_class: [u64; 5],
@@ -31,14 +31,14 @@ pub struct Totals {
 
 /// The counts at one moment.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Stats {
+pub(crate) struct Stats {
     pub open_connections: usize,
     pub connections_accepted: u64,
     pub requests_served: u64,
 }
 
 impl Counters {
-    pub fn snapshot(&self) -> Stats {
+    pub(crate) fn snapshot(&self) -> Stats {
         Stats {
             open_connections: *self.open.borrow(),
             connections_accepted: self.accepted.load(Ordering::Relaxed),
@@ -46,11 +46,11 @@ impl Counters {
         }
     }
 
-    pub fn accepted(&self) {
+    pub(crate) fn accepted(&self) {
         self.accepted.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub fn totals(&self) -> Totals {
+    pub(crate) fn totals(&self) -> Totals {
         Totals {
             connections_evicted: self.evicted.load(Ordering::Relaxed),
             responses_by_class: std::array::from_fn(|i| self.by_class[i].load(Ordering::Relaxed)),
@@ -60,27 +60,27 @@ impl Counters {
     }
 
     /// A response with this status code went out.
-    pub fn served(&self, status: u16) {
+    pub(crate) fn served(&self, status: u16) {
         self.served.fetch_add(1, Ordering::Relaxed);
         let class = usize::from(status / 100).clamp(1, 5) - 1;
         self.by_class[class].fetch_add(1, Ordering::Relaxed);
     }
 
-    pub fn evicted(&self) {
+    pub(crate) fn evicted(&self) {
         self.evicted.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub fn tls_handshake(&self, succeeded: bool) {
+    pub(crate) fn tls_handshake(&self, succeeded: bool) {
         let counter = if succeeded { &self.tls_handshakes } else { &self.tls_handshake_failures };
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub fn set_open(&self, open: usize) {
+    pub(crate) fn set_open(&self, open: usize) {
         self.open.send_replace(open);
     }
 
     /// Follows the number of open connections.
-    pub fn watch_open(&self) -> watch::Receiver<usize> {
+    pub(crate) fn watch_open(&self) -> watch::Receiver<usize> {
         self.open.subscribe()
     }
 }

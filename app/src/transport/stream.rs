@@ -11,21 +11,21 @@ use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 
 use super::activation::Listener;
 
-pub enum AsyncListener {
+pub(crate) enum AsyncListener {
     Tcp(TcpListener),
     Unix(UnixListener),
 }
 
 impl AsyncListener {
     /// Registers a listening socket with the runtime; call it inside the runtime.
-    pub fn new(listener: Listener) -> io::Result<Self> {
+    pub(crate) fn new(listener: Listener) -> io::Result<Self> {
         Ok(match listener {
             Listener::Tcp(l) => AsyncListener::Tcp(TcpListener::from_std(l)?),
             Listener::Unix(l) => AsyncListener::Unix(UnixListener::from_std(l)?),
         })
     }
 
-    pub async fn accept(&self) -> io::Result<Stream> {
+    pub(crate) async fn accept(&self) -> io::Result<Stream> {
         match self {
             AsyncListener::Tcp(l) => {
                 let (stream, _) = l.accept().await?;
@@ -40,7 +40,7 @@ impl AsyncListener {
 
 impl Stream {
     /// The client's address; None for a Unix socket.
-    pub fn peer(&self) -> Option<std::net::SocketAddr> {
+    pub(crate) fn peer(&self) -> Option<std::net::SocketAddr> {
         match self {
             Stream::Tcp(s) => s.peer_addr().ok(),
             Stream::Unix(_) => None,
@@ -50,7 +50,7 @@ impl Stream {
     }
 }
 
-pub enum Stream {
+pub(crate) enum Stream {
     Tcp(TcpStream),
     Unix(UnixStream),
     #[cfg(feature = "tls")]

@@ -7,11 +7,11 @@ use std::path::Path;
 use crate::config::ConfigError;
 
 /// Threads besides the workers: the main thread and one for the runtime's blocking pool.
-pub const OTHER_THREADS: usize = 2;
+pub(crate) const OTHER_THREADS: usize = 2;
 
 /// The worker count to run with: `configured` if it fits the task limit, else an error
 /// that says what fits; by default the CPUs available, capped by the task limit.
-pub fn workers(configured: Option<usize>) -> Result<usize, ConfigError> {
+pub(crate) fn workers(configured: Option<usize>) -> Result<usize, ConfigError> {
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     choose(configured, cpus, tasks_max())
 }

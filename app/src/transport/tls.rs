@@ -31,7 +31,7 @@ use crate::config::Config;
 
 /// Where the certificate and key are looked for.
 #[derive(Clone, Debug)]
-pub struct Sources {
+pub(super) struct Sources {
     /// `tls_certificate` and `tls_key` from the config, if both are set.
     pub files: Option<(PathBuf, PathBuf)>,
     /// `$CREDENTIALS_DIRECTORY`, set by systemd when the unit loads credentials.
@@ -42,7 +42,7 @@ pub struct Sources {
 
 /// What the page and the log say about the certificate in use.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-pub struct Summary {
+pub(crate) struct Summary {
     /// SHA-256 of the certificate, as browsers show it: `AB:CD:...`.
     pub fingerprint_sha256: String,
     /// Where it came from: "config", "credential", "uploaded" or "generated", and the path.
@@ -51,26 +51,26 @@ pub struct Summary {
 
 impl Summary {
     /// SHA-256 of the certificate, as browsers show it.
-    pub fn fingerprint(&self) -> &str {
+    pub(crate) fn fingerprint(&self) -> &str {
         &self.fingerprint_sha256
     }
 }
 
 /// The log line that lets an owner check a browser's certificate warning.
-pub fn describe(certificate: &Summary) -> String {
+pub(crate) fn describe(certificate: &Summary) -> String {
     format!("HTTPS certificate SHA-256 {} from {}", certificate.fingerprint_sha256, certificate.source)
 }
 
 /// What turns an accepted connection into a TLS one.
-pub use tokio_rustls::TlsAcceptor;
+pub(crate) use tokio_rustls::TlsAcceptor;
 
 /// Runs the TLS handshake on an accepted connection.
-pub async fn handshake(acceptor: &TlsAcceptor, stream: Stream) -> std::io::Result<Stream> {
+pub(crate) async fn handshake(acceptor: &TlsAcceptor, stream: Stream) -> std::io::Result<Stream> {
     Ok(Stream::Tls(Box::new(acceptor.accept(stream).await?)))
 }
 
 /// The HTTPS side, when a socket speaks it: the certificate and what reloads it.
-pub struct Https {
+pub(crate) struct Https {
     tls: Option<Arc<Tls>>,
     certificate: Option<Summary>,
 }
@@ -78,7 +78,7 @@ pub struct Https {
 impl Https {
     /// Loads the certificate if a socket speaks HTTPS (config, credential, the owner's
     /// upload, else a generated one: see `Tls::new`).
-    pub fn set_up(config: &Config, listeners: &Listeners) -> Result<Self, Box<dyn std::error::Error>> {
+    pub(crate) fn set_up(config: &Config, listeners: &Listeners) -> Result<Self, Box<dyn std::error::Error>> {
         if !listeners.sockets.iter().any(|(_, info)| info.https) {
             return Ok(Https { tls: None, certificate: None });
         }
@@ -93,29 +93,29 @@ impl Https {
     }
 
     /// The certificate in use at start; none without an HTTPS socket.
-    pub fn certificate(&self) -> Option<Summary> {
+    pub(crate) fn certificate(&self) -> Option<Summary> {
         self.certificate.clone()
     }
 
     /// What the settings page calls to install an uploaded certificate; none without an
     /// HTTPS socket.
-    pub fn replacer(&self) -> Option<Replace> {
+    pub(crate) fn replacer(&self) -> Option<Replace> {
         let tls = self.tls.clone()?;
         Some(Box::new(move |cert, key| tls.replace(cert, key).map_err(|e| e.to_string())))
     }
 
     /// Reads the certificate again; None without HTTPS.
-    pub fn reload(&self) -> Option<Result<Summary, TlsError>> {
+    pub(crate) fn reload(&self) -> Option<Result<Summary, TlsError>> {
         self.tls.as_ref().map(|tls| tls.reload())
     }
 
-    pub fn acceptor(&self) -> Option<TlsAcceptor> {
+    pub(crate) fn acceptor(&self) -> Option<TlsAcceptor> {
         self.tls.as_deref().map(Tls::acceptor)
     }
 }
 
 #[derive(Debug)]
-pub struct TlsError(String);
+pub(crate) struct TlsError(String);
 
 impl fmt::Display for TlsError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -126,7 +126,7 @@ impl fmt::Display for TlsError {
 impl std::error::Error for TlsError {}
 
 /// What the settings page calls to install an uploaded certificate and key (PEM).
-pub type Replace = Box<dyn Fn(&[u8], &[u8]) -> Result<Summary, String> + Send + Sync>;
+pub(crate) type Replace = Box<dyn Fn(&[u8], &[u8]) -> Result<Summary, String> + Send + Sync>;
 
 /// The owner's upload in the state directory: chain, then key.
 const UPLOADED: &str = "uploaded.pem";
@@ -144,7 +144,7 @@ impl ResolvesServerCert for Current {
     }
 }
 
-pub struct Tls {
+pub(super) struct Tls {
     sources: Sources,
     current: Arc<Current>,
     acceptor: TlsAcceptor,
@@ -152,7 +152,7 @@ pub struct Tls {
 
 impl Tls {
     /// Loads (or, the first time, generates) the certificate and builds the acceptor.
-    pub fn new(sources: Sources) -> Result<(Self, Summary), TlsError> {
+    pub(crate) fn new(sources: Sources) -> Result<(Self, Summary), TlsError> {
         let (key, summary) = load(&sources, true)?;
         let current = Arc::new(Current(RwLock::new(key)));
         let mut config =
@@ -166,14 +166,14 @@ impl Tls {
         Ok((Tls { sources, current, acceptor }, summary))
     }
 
-    pub fn acceptor(&self) -> TlsAcceptor {
+    pub(crate) fn acceptor(&self) -> TlsAcceptor {
         self.acceptor.clone()
     }
 
     /// Takes a certificate and key the owner uploaded, if they belong together, in place
     /// of the generated one (kept to fall back on), and uses them from the next handshake
     /// on. What is saved, in one file, is exactly what was checked.
-    pub fn replace(&self, cert: &[u8], key: &[u8]) -> Result<Summary, TlsError> {
+    pub(crate) fn replace(&self, cert: &[u8], key: &[u8]) -> Result<Summary, TlsError> {
         if self.sources.files.is_some() || self.sources.credentials.iter().any(|d| d.join("tls.crt").exists())
         {
             return Err(TlsError(
@@ -191,7 +191,7 @@ impl Tls {
     }
 
     /// Reads the certificate again; on failure the one in use stays.
-    pub fn reload(&self) -> Result<Summary, TlsError> {
+    pub(crate) fn reload(&self) -> Result<Summary, TlsError> {
         let (key, summary) = load(&self.sources, false)?;
         *self.current.0.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = key;
         Ok(summary)

@@ -7,31 +7,31 @@ use crate::config::{Config, HTTPS_PREFIX};
 
 /// No certificate is ever in use.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-pub enum Summary {}
+pub(crate) enum Summary {}
 
 impl Summary {
-    pub fn fingerprint(&self) -> &str {
+    pub(crate) fn fingerprint(&self) -> &str {
         match *self {}
     }
 }
 
-pub fn describe(certificate: &Summary) -> String {
+pub(crate) fn describe(certificate: &Summary) -> String {
     match *certificate {}
 }
 
 #[derive(Clone)]
-pub enum TlsAcceptor {}
+pub(crate) enum TlsAcceptor {}
 
-pub async fn handshake(acceptor: &TlsAcceptor, _: Stream) -> std::io::Result<Stream> {
+pub(crate) async fn handshake(acceptor: &TlsAcceptor, _: Stream) -> std::io::Result<Stream> {
     match *acceptor {}
 }
 
-pub type TlsError = std::convert::Infallible;
+pub(crate) type TlsError = std::convert::Infallible;
 
-pub struct Https;
+pub(crate) struct Https;
 
 impl Https {
-    pub fn set_up(_: &Config, listeners: &Listeners) -> Result<Self, Box<dyn std::error::Error>> {
+    pub(crate) fn set_up(_: &Config, listeners: &Listeners) -> Result<Self, Box<dyn std::error::Error>> {
         match listeners.sockets.iter().any(|(_, info)| info.https) {
             false => Ok(Https),
             true => Err(format!(
@@ -42,15 +42,15 @@ impl Https {
         }
     }
 
-    pub fn certificate(&self) -> Option<Summary> {
+    pub(crate) fn certificate(&self) -> Option<Summary> {
         None
     }
 
-    pub fn reload(&self) -> Option<Result<Summary, TlsError>> {
+    pub(crate) fn reload(&self) -> Option<Result<Summary, TlsError>> {
         None
     }
 
-    pub fn acceptor(&self) -> Option<TlsAcceptor> {
+    pub(crate) fn acceptor(&self) -> Option<TlsAcceptor> {
         None
     }
 }

@@ -5,11 +5,11 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// "Postpone" puts updates off by this long.
-pub const POSTPONE: Duration = Duration::from_secs(7 * 24 * 60 * 60);
+pub(crate) const POSTPONE: Duration = Duration::from_secs(7 * 24 * 60 * 60);
 
 /// What the owner chose.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Choice {
+pub(crate) struct Choice {
     pub automatic: bool,
     /// Unix seconds; 0 for none.
     pub postpone_until: u64,
@@ -23,7 +23,7 @@ impl Default for Choice {
 
 /// What the owner asks the updater to do now.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Request {
+pub(crate) enum Request {
     /// Look at the feed and say what is there; install nothing.
     Check,
     /// A whole run, installing what the feed has even with automatic updates off.
@@ -32,16 +32,16 @@ pub enum Request {
 
 /// Where the owner's requests and choice are written.
 #[derive(Clone)]
-pub struct Requests {
+pub(crate) struct Requests {
     dir: PathBuf,
 }
 
 impl Requests {
-    pub fn new(state_directory: &Path) -> Self {
+    pub(crate) fn new(state_directory: &Path) -> Self {
         Requests { dir: state_directory.to_path_buf() }
     }
 
-    pub fn choice(&self) -> Choice {
+    pub(crate) fn choice(&self) -> Choice {
         let Ok(text) = std::fs::read_to_string(self.dir.join("update-settings")) else {
             return Choice::default();
         };
@@ -56,13 +56,13 @@ impl Requests {
         choice
     }
 
-    pub fn choose(&self, choice: Choice) -> std::io::Result<()> {
+    pub(crate) fn choose(&self, choice: Choice) -> std::io::Result<()> {
         let automatic = if choice.automatic { "yes" } else { "no" };
         let text = format!("automatic={automatic}\npostpone_until={}\n", choice.postpone_until);
         crate::durable::write_atomically(&self.dir.join("update-settings"), text.as_bytes(), 0o644).map(drop)
     }
 
-    pub fn ask(&self, request: Request) -> std::io::Result<()> {
+    pub(crate) fn ask(&self, request: Request) -> std::io::Result<()> {
         let word = match request {
             Request::Check => "check\n",
             Request::Install => "install\n",
@@ -71,17 +71,17 @@ impl Requests {
     }
 
     /// Whether a request is written and not yet taken by the updater.
-    pub fn asked(&self) -> bool {
+    pub(crate) fn asked(&self) -> bool {
         self.dir.join("update-request").exists()
     }
 }
 
-pub fn now() -> u64 {
+pub(crate) fn now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 /// "3 hours ago", for a time in unix seconds; a clock that is off says so.
-pub fn ago(then: u64, now: u64) -> String {
+pub(crate) fn ago(then: u64, now: u64) -> String {
     let Some(seconds) = now.checked_sub(then) else {
         return "in the future (the device's clock is off)".to_owned();
     };
