@@ -100,6 +100,17 @@ impl Device {
     }
 }
 
+#[cfg(test)]
+impl Device {
+    /// A device started by hand with no socket passed, for the router's tests.
+    pub(crate) fn for_tests(settings: BTreeMap<&'static str, String>, owner: Owner) -> Self {
+        use crate::transport::activation::Origin;
+        let activation = crate::pages::status::Activation { mode: Origin::SelfBound, listeners: vec![] };
+        let fixed = Fixed::read(activation);
+        Device::new(fixed, Arc::default(), Shutdown::new(), None, Access::Public, settings, owner)
+    }
+}
+
 impl Inner {
     /// The certificate in use, as the pages show it.
     pub(crate) fn certificate(&self) -> Option<Certificate> {

@@ -364,3 +364,66 @@ async fn report_status(counters: Arc<Counters>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::extract::State;
+    use axum::http::{Request, StatusCode};
+    use axum::routing::get;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    fn device() -> Device {
+        #[cfg(feature = "tls")]
+        let owner = device::Owner {
+            auth: None,
+            updates: crate::owner::updates::Updates::new(None),
+            update_requests: None,
+            replace_certificate: None,
+        };
+        #[cfg(not(feature = "tls"))]
+        let owner = device::Owner;
+        Device::for_tests([("greeting", "hello from the config".to_owned())].into(), owner)
+    }
+
+    async fn get_of(app: &Router, path: &str) -> (StatusCode, axum::http::HeaderMap, String) {
+        let request = Request::get(path).body(Body::empty()).unwrap();
+        let response = app.clone().oneshot(request).await.unwrap();
+        let (parts, body) = response.into_parts();
+        let body = axum::body::to_bytes(body, 1 << 20).await.unwrap();
+        (parts.status, parts.headers, String::from_utf8(body.to_vec()).unwrap())
+    }
+
+    /// A team's route is served beside portico's, reads its setting from the device, and
+    /// carries the headers every response does.
+    #[tokio::test]
+    async fn a_teams_route_is_served_with_its_setting_and_the_security_headers() {
+        let hello = Router::new().route(
+            "/hello",
+            get(|State(device): State<Device>| async move { device.setting("greeting").unwrap().to_owned() }),
+        );
+        let app = router(device(), hello, true);
+        let (status, headers, body) = get_of(&app, "/hello").await;
+        assert_eq!((status, body.as_str()), (StatusCode::OK, "hello from the config"));
+        assert_eq!(headers["x-content-type-options"], "nosniff");
+        assert_eq!(get_of(&app, "/healthz").await.0, StatusCode::OK);
+        assert_eq!(get_of(&app, "/").await.0, StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn without_the_status_page_its_paths_are_the_teams() {
+        let app = router(device(), Router::new().route("/", get(|| async { "ours" })), false);
+        assert_eq!(get_of(&app, "/").await.2, "ours");
+        assert_eq!(get_of(&app, "/api/status").await.0, StatusCode::NOT_FOUND);
+        assert_eq!(get_of(&app, "/healthz").await.0, StatusCode::OK);
+    }
+
+    /// portico's own paths stay portico's: a team's route on one is refused at start.
+    #[test]
+    #[should_panic(expected = "Overlapping method route")]
+    fn a_teams_route_on_porticos_health_check_is_refused_at_start() {
+        let _ = router(device(), Router::new().route("/healthz", get(|| async { "mine" })), true);
+    }
+}

@@ -958,4 +958,49 @@ mod tests {
         assert!(config.require_activation);
         assert_eq!(config.drain_timeout, Duration::from_secs(3));
     }
+
+    const COLOUR: Setting = Setting::new("colour", "NAME", "teal", "the colour of the team's page");
+
+    fn serve(args: &[&str], declared: &[Setting]) -> Result<Box<Config>, ConfigError> {
+        let args = ["--listen", "127.0.0.1:1"].iter().chain(args).map(OsString::from);
+        match load(args, declared)? {
+            Command::Serve(config) => Ok(config),
+            _ => panic!("not a serve command"),
+        }
+    }
+
+    /// A binary's own setting is one more key: its default, then the file, then a flag,
+    /// and --help lists it with its default.
+    #[test]
+    fn a_declared_setting_is_set_like_porticos_own_keys() {
+        assert_eq!(serve(&[], &[COLOUR]).unwrap().settings.get("colour").map(String::as_str), Some("teal"));
+        let file = std::env::temp_dir().join(format!("portico-declared-{}.toml", std::process::id()));
+        std::fs::write(&file, "colour = \"plum\"\nmax_connections = 9\n").unwrap();
+        let from_file = serve(&["--config", file.to_str().unwrap()], &[COLOUR]).unwrap();
+        assert_eq!((from_file.settings["colour"].as_str(), from_file.max_connections), ("plum", 9));
+        let flag = serve(&["--config", file.to_str().unwrap(), "--colour", "ochre"], &[COLOUR]).unwrap();
+        assert_eq!(flag.settings["colour"], "ochre");
+        std::fs::remove_file(&file).unwrap();
+        let help = help(&[COLOUR]);
+        assert!(help.contains("--colour NAME") && help.contains("[default: teal]"), "{help}");
+        // Undeclared, it is an unknown option like any other.
+        let unknown = serve(&["--colour", "ochre"], &[]).unwrap_err().to_string();
+        assert!(unknown.contains("unknown option --colour"), "{unknown}");
+    }
+
+    /// A name that is no key, or portico's own, or declared twice is the binary author's
+    /// mistake, told at the first start.
+    #[test]
+    fn a_declared_setting_must_be_a_new_key() {
+        for (declared, says) in [
+            (vec![Setting::new("drain_timeout", "D", "1s", "")], "portico's own or declared twice"),
+            (vec![COLOUR, COLOUR], "portico's own or declared twice"),
+            (vec![Setting::new("Colour", "N", "", "")], "no key name"),
+            (vec![Setting::new("", "N", "", "")], "no key name"),
+            (vec![Setting::new("col-our", "N", "", "")], "no key name"),
+        ] {
+            let err = serve(&[], &declared).unwrap_err().to_string();
+            assert!(err.contains(says), "{err}");
+        }
+    }
 }

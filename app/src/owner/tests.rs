@@ -19,11 +19,7 @@ use super::sessions::Lifetimes;
 use super::state::Store;
 use super::updates::{Requests, Updates};
 use crate::device::{self, Device as Shared};
-use crate::pages::metrics_access::Access;
-use crate::pages::status;
-use crate::transport::activation::Origin;
 use crate::transport::peer::Peer;
-use crate::transport::shutdown::Shutdown;
 
 const PASSWORD: &str = "plum kettle under the stairs";
 const IDLE: Duration = Duration::from_secs(15 * 60);
@@ -64,22 +60,13 @@ fn device_in(dir: PathBuf, provisioned: Option<&str>) -> (Device, String) {
         _ => String::new(),
     };
     let auth = Arc::new(auth);
-    let activation = status::Activation { mode: Origin::SelfBound, listeners: vec![] };
     let owner = device::Owner {
         auth: Some(auth.clone()),
         updates: Updates::new(Some(dir.join("update-status.json"))),
         update_requests: Some(Requests::new(&dir)),
         replace_certificate: Some(Box::new(|_, _| Err("not in this test".to_owned()))),
     };
-    let shared = Shared::new(
-        status::Fixed::read(activation),
-        Arc::default(),
-        Shutdown::new(),
-        None,
-        Access::Public,
-        Default::default(),
-        owner,
-    );
+    let shared = Shared::for_tests(Default::default(), owner);
     let app = crate::portico::router(shared, axum::Router::new(), true);
     (Device { app, auth, dir }, code)
 }
