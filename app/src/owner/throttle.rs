@@ -131,11 +131,7 @@ impl Attempt<'_> {
         if table.failures.len() >= MAX_CLIENTS {
             table.failures.retain(|_, (_, last)| now - *last < FORGET_AFTER);
         }
-        let key = match table.key(self.client) {
-            // The table filled while this check ran: the entry it was counted under stays.
-            OVERFLOW if table.failures.contains_key(&self.key) => self.key,
-            key => key,
-        };
+        let key = table.key(self.client);
         let count = table.failures_of(&key, now);
         table.failures.insert(key, (count + 1, now));
     }
@@ -185,6 +181,52 @@ mod tests {
         assert_eq!(table.key(Some("2001:db8::1".parse().unwrap())), OVERFLOW);
         assert_eq!(table.failures_of(&known, now), 5);
         assert_eq!(table.failures_of(&known, now + FORGET_AFTER), 0, "forgotten in time");
+    }
+
+    fn address(n: u32) -> IpAddr {
+        IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 + n))
+    }
+
+    /// A failure when the table is full makes room from those forgotten (15 minutes
+    /// without another failure, to the tick), and never from those still remembered.
+    #[tokio::test(start_paused = true)]
+    async fn a_full_table_makes_room_only_from_the_forgotten() {
+        let throttle = Throttle::default();
+        let start = Instant::now();
+        {
+            let mut table = throttle.0.lock().unwrap();
+            table.failures.insert(address(0), (1, start));
+            for n in 1..MAX_CLIENTS as u32 {
+                table.failures.insert(address(n), (4, start + Duration::from_secs(1)));
+            }
+        }
+        tokio::time::advance(Duration::from_secs(15 * 60)).await;
+        throttle.attempt(Some(address(5000))).unwrap().failed("test");
+        let table = throttle.0.lock().unwrap();
+        assert!(!table.failures.contains_key(&address(0)), "forgotten at 15 minutes, and dropped");
+        assert_eq!(
+            table.failures.get(&address(5000)).map(|(n, _)| *n),
+            Some(1),
+            "the newcomer took its place"
+        );
+        assert_eq!(table.failures_of(&address(1), Instant::now()), 4, "the others are all remembered");
+        assert_eq!(table.failures.len(), MAX_CLIENTS);
+    }
+
+    /// With nobody to forget, a newcomer's failure is counted in the shared entry.
+    #[tokio::test(start_paused = true)]
+    async fn a_full_table_of_the_remembered_counts_a_newcomer_in_the_shared_entry() {
+        let throttle = Throttle::default();
+        let now = Instant::now();
+        for n in 0..MAX_CLIENTS as u32 {
+            throttle.0.lock().unwrap().failures.insert(address(n), (4, now));
+        }
+        tokio::time::advance(Duration::from_secs(15 * 60 - 1)).await;
+        throttle.attempt(Some(address(5000))).unwrap().failed("test");
+        let table = throttle.0.lock().unwrap();
+        assert_eq!(table.failures.len(), MAX_CLIENTS + 1, "the table plus the shared entry");
+        assert_eq!(table.failures.get(&OVERFLOW).map(|(n, _)| *n), Some(1));
+        assert_eq!(table.failures_of(&address(0), Instant::now()), 4);
     }
 
     #[test]
