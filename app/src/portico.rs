@@ -83,7 +83,7 @@ impl Portico {
         let config = match config::load(std::env::args_os().skip(1), &self.settings) {
             Ok(Command::Serve(config)) => config,
             Ok(Command::Help) => {
-                print!("{}", config::help(&self.settings));
+                print!("{}", config::help(&program(), &self.settings));
                 return ExitCode::SUCCESS;
             }
             Ok(Command::Version) => {
@@ -188,6 +188,13 @@ fn open_owner(config: &Config, https: &Https) -> Result<device::Owner, Box<dyn E
 #[cfg(not(feature = "tls"))]
 fn open_owner(_: &Config, _: &Https) -> Result<device::Owner, Box<dyn Error>> {
     Ok(device::Owner)
+}
+
+/// The name the binary was started by, as --help shows it.
+fn program() -> String {
+    let argv0 = std::env::args_os().next().unwrap_or_default();
+    let name = std::path::Path::new(&argv0).file_name().map(|n| n.to_string_lossy().into_owned());
+    name.filter(|n| !n.is_empty()).unwrap_or_else(|| "portico".to_owned())
 }
 
 /// One line on stderr, with the journal's error priority when that is where it goes.

@@ -512,20 +512,26 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 /// The --help text, made from the key table.
-pub(crate) fn help(declared: &[Setting]) -> String {
-    let mut help = String::from(
-        "portico: a socket-activated status page, JSON API, health check and metrics for a device
+pub(crate) fn help(program: &str, declared: &[Setting]) -> String {
+    let what = match program {
+        "portico" => {
+            "portico: a socket-activated status page, JSON API, health check and metrics for a device"
+        }
+        _ => &format!("{program}: a device's web interface, built on portico {VERSION}"),
+    };
+    let mut help = format!(
+        "{what}
 
-Usage: portico [OPTIONS]
-       portico reset-owner [--state-directory PATH]   (as root, on the device: clears the
+Usage: {program} [OPTIONS]
+       {program} reset-owner [--state-directory PATH]   (as root, on the device: clears the
            owner's password and prints a new set-up code)
 
-Under systemd, portico serves the sockets that portico.socket and portico-https.socket pass
-it. Started by hand, it binds the --listen addresses itself.
+Under systemd, {program} serves the sockets that {program}.socket and {program}-https.socket
+pass it. Started by hand, it binds the --listen addresses itself.
 
 Options (each also a config-file key, with _ for -, and a PORTICO_<KEY> variable):
-  -c, --config PATH             config file [default: /etc/portico/portico.toml]
-",
+  -c, --config PATH             config file [default: {DEFAULT_CONFIG_PATH}]
+"
     );
     let own = declared.iter().map(|s| (s.name, s.value, s.default, s.help));
     for (name, value, default, text) in KEYS.iter().map(|k| (k.name, k.value, k.default, k.help)).chain(own) {
@@ -935,7 +941,7 @@ mod tests {
 
     #[test]
     fn help_names_every_key() {
-        let help = help(&[]);
+        let help = help("portico", &[]);
         for key in KEYS {
             let flag = format!("--{} ", key.name.replace('_', "-"));
             assert!(help.contains(&flag), "--help lacks {flag}");
@@ -981,8 +987,9 @@ mod tests {
         let flag = serve(&["--config", file.to_str().unwrap(), "--colour", "ochre"], &[COLOUR]).unwrap();
         assert_eq!(flag.settings["colour"], "ochre");
         std::fs::remove_file(&file).unwrap();
-        let help = help(&[COLOUR]);
+        let help = help("hello-device", &[COLOUR]);
         assert!(help.contains("--colour NAME") && help.contains("[default: teal]"), "{help}");
+        assert!(help.contains("Usage: hello-device [OPTIONS]"), "{help}");
         // Undeclared, it is an unknown option like any other.
         let unknown = serve(&["--colour", "ochre"], &[]).unwrap_err().to_string();
         assert!(unknown.contains("unknown option --colour"), "{unknown}");
