@@ -219,7 +219,8 @@ fn run(
             builder
         }
     };
-    // Nothing in portico blocks; the cap keeps the thread count within threads::OTHER_THREADS.
+    // What blocks (argon2, the owner's saves) takes turns on one thread; the cap keeps the
+    // thread count within threads::OTHER_THREADS.
     let runtime = builder.max_blocking_threads(1).enable_all().build()?;
     let reason = runtime.block_on(serve(config, listeners, https, pages))?;
     // The workers end before a restart in place replaces the process under them.
