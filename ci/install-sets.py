@@ -1,7 +1,11 @@
 #!/usr/bin/env python3
 """What each way of installing portico puts on a device, compared; run by ci/layer-builds.sh.
 
-  ci/install-sets.py yocto-install S B D
+  ci/install-sets.py yocto-cargo-args [VAR=VALUE...]
+      prints what the recipe adds to cargo.bbclass's `cargo build` (CARGO_BUILD_FLAGS:append
+      and PACKAGECONFIG_CONFARGS of its default PACKAGECONFIG), with the recipe's ??=
+      defaults or, as local.conf would set them, VAR=VALUE (PORTICO_CARGO_PACKAGE=...).
+  ci/install-sets.py yocto-install S B D [VAR=VALUE...]
       runs the Yocto recipe's install as bitbake would: cargo.bbclass's cargo_do_install
       (every executable in ${B}/target/<triple>/release to ${bindir}), then the recipe's own
       do_install:append, in sh -e with umask 022 and the paths oe-core's bitbake.conf gives
@@ -10,7 +14,8 @@
       lists each tree (path, mode, sha256) and fails with the differences. The binary is
       built differently for each (its content differs); everything else comes from the
       source tree and must be the same bytes with the same mode. The few files only one
-      path installs are listed below with the reason.
+      way installs are listed below with the reason; a NAME is deb, yocto or buildroot,
+      or one of those, a colon and what was built (yocto:hello-device, a team's binary).
   ci/install-sets.py presets DIR
       does to a copy of DIR what oe-core does at rootfs time, after adding the presets
       systemd.bbclass writes into the package: `systemctl --preset-mode=enable-only
@@ -105,13 +110,35 @@ def includes():
                    for name in re.findall(r"^require (portico-update\.inc)$", recipe(), re.M))
 
 
-def yocto_install(src, build, dest):
+def recipe_defaults(overrides):
+    """The recipe's plain `NAME ??= "value"` defaults, with local.conf's NAME=VALUE over them."""
+    defaults = dict(re.findall(r'^([A-Z_]+) \?\?= "([^"$@]*)"$', recipe(), re.M))
+    for item in overrides:
+        name, value = item.split("=", 1)
+        if name not in defaults:
+            sys.exit(f"{name}: the recipe has no {name} ??= default to set")
+        defaults[name] = value
+    return defaults
+
+
+def yocto_cargo_args(overrides):
+    text = recipe()
+    flags = re.findall(r'^CARGO_BUILD_FLAGS:append = "([^"]*)"$', text, re.M)
+    tls = re.search(r'^PACKAGECONFIG\[tls\] = "([^",]*),([^",]*)"$', text, re.M)
+    if not tls:
+        sys.exit('no PACKAGECONFIG[tls] = "ENABLED,DISABLED" in the recipe')
+    confargs = tls.group(1) if https_socket() else tls.group(2)
+    return expand(" ".join(flags + [confargs]), recipe_defaults(overrides), "cargo's arguments").split()
+
+
+def yocto_install(src, build, dest, overrides):
     text = recipe() + includes()
     bodies = re.findall(r"^do_install:append\(\) \{\n(.*?)^\}", text, re.M | re.S)
     if not bodies:
         sys.exit("no do_install:append() { ... } in the recipe")
     # The feed is the image maker's (PORTICO_FEED_URI ??= ""): none here, as by default.
-    variables = dict(OE_PATHS, S=src, B=build, D=dest, PORTICO_HTTPS_SOCKET=https_socket(),
+    variables = dict(recipe_defaults(overrides), **OE_PATHS, S=src, B=build, D=dest,
+                     PORTICO_HTTPS_SOCKET=https_socket(),
                      PORTICO_FEED_URI="", PORTICO_FEED_KEY="", IMAGE_PKGTYPE="rpm")
     # cargo.bbclass's cargo_do_install, for a binary crate (no libraries, no examples).
     release = os.path.join(build, "target", "aarch64-unknown-linux-gnu", "release")
@@ -151,34 +178,34 @@ def listing(top):
     return out
 
 
+def kind(name):
+    """deb, yocto or buildroot, for a tree named so or e.g. yocto:hello-device."""
+    return name.split(":")[0]
+
+
 def compare(trees):
     lists = {name: listing(path) for name, path in trees.items()}
-    paths = sorted(set().union(*lists.values()))
     problems = []
-    for path in paths:
-        have = {name: lst.get(path) for name, lst in lists.items()}
-        present = [n for n, v in have.items() if v]
-        if len(present) == 1 and path in ONLY_IN.get(present[0], {}):
-            continue
-        absent = [n for n in lists if n not in present]
-        if len(absent) == 1 and path in NOT_IN.get(absent[0], {}) and len(set(have[n] for n in present)) == 1:
-            continue
-        if len(present) != len(lists) or len(set(have.values())) != 1:
-            problems.append(path + ":\n" + "".join(
-                f"    {n:10} {v[0] + ' ' + (v[1] or '(built)')[:16] if v else 'not installed'}\n"
-                for n, v in have.items()))
-    for name, extras in ONLY_IN.items():
-        for path in extras:
-            if name in lists and path not in lists[name]:
-                problems.append(f"{path}: listed as installed by {name} only, but {name} does not install it")
-    for name, missing in NOT_IN.items():
+    for name, lst in lists.items():
+        for path in ONLY_IN.get(kind(name), {}):
+            if lst.pop(path, None) is None:
+                problems.append(f"{path}: listed as installed by {kind(name)} only, but {name} does not install it")
+        missing = NOT_IN.get(kind(name), {})
         for path in missing:
-            if name in lists and path in lists[name]:
-                problems.append(f"{path}: listed as not installed by {name} ({missing[path]}), but it is")
+            if path in lst:
+                problems.append(f"{path}: listed as not installed by {kind(name)} ({missing[path]}), but {name} installs it")
+    # What is left, every tree installs the same, but where NOT_IN says it does not.
+    for path in sorted(set().union(*lists.values())):
+        have = {name: lst.get(path) for name, lst in lists.items()}
+        due = [have[n] for n in lists if path not in NOT_IN.get(kind(n), {})]
+        if None in due or len(set(due)) != 1:
+            problems.append(path + ":\n" + "".join(
+                f"    {n:24} {v[0] + ' ' + (v[1] or '(built)')[:16] if v else 'not installed'}\n"
+                for n, v in have.items()))
     if problems:
         print("The ways of installing portico differ:\n" + "".join(problems), file=sys.stderr)
         return 1
-    common = len(paths) - sum(len(v) for v in ONLY_IN.values()) - sum(len(v) for v in NOT_IN.values())
+    common = len(set().union(*lists.values())) - sum(len(v) for v in NOT_IN.values())
     print(f"PASS install sets: {', '.join(trees)} install the same {common} files "
           f"(path, mode, content; the binary by path and mode), "
           f"plus {', '.join(f'{n} {len(v)}' for n, v in ONLY_IN.items() if v)} of their own, "
@@ -238,8 +265,11 @@ def presets(tree):
 
 
 def main(argv):
-    if len(argv) == 5 and argv[1] == "yocto-install":
-        yocto_install(*argv[2:])
+    if len(argv) >= 2 and argv[1] == "yocto-cargo-args":
+        print(" ".join(yocto_cargo_args(argv[2:])))
+        return 0
+    if len(argv) >= 5 and argv[1] == "yocto-install":
+        yocto_install(*argv[2:5], argv[5:])
         return 0
     if len(argv) >= 3 and argv[1] == "compare":
         return compare(dict(a.split("=", 1) for a in argv[2:]))

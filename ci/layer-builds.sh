@@ -18,8 +18,13 @@
 #             environment (default optimisation, no LTO) and portico.mk's, and portico.mk's
 #             install steps (ci/buildroot-install.mk).
 #  Both builds bake in the version of ci/version.sh, and both binaries must report it.
+#  Each is done twice: for portico (the defaults), and for a team's binary, the example
+#  crate selected as local.conf (PORTICO_CARGO_PACKAGE, PORTICO_BINARY) and a defconfig
+#  (BR2_PACKAGE_PORTICO_CRATE_DIR, BR2_PACKAGE_PORTICO_BINARY) would, in the same target
+#  directory; /usr/bin/portico must then be hello-device (its --help names --greeting).
 #  Then ci/install-sets.py: the .deb of ci/build-deb.sh, the recipe's ${D} and Buildroot's
-#  TARGET_DIR hold the same files; and oe-core's rootfs preset-all enables only the socket.
+#  TARGET_DIR hold the same files, with either binary; and oe-core's rootfs preset-all
+#  enables only the socket.
 #
 # The build source is the commit checked out (HEAD), which is what both layers build.
 # Work files: target/layer-builds/; downloads are kept in /var/tmp/portico-ci/ across runs.
@@ -65,6 +70,19 @@ reports_version() {
     [[ $got == *" $version" || $got == "$version" ]] ||
         die "the $2 binary reports '$got', not $version (PORTICO_VERSION was not passed to cargo)"
 }
+
+# is_binary BIN WHAT TEAM: the installed /usr/bin/portico is the team's hello-device (yes)
+# or portico's (no): hello-device's --help lists its setting --greeting.
+is_binary() {
+    local help team=no
+    help=$(qemu-aarch64-static -L /usr/aarch64-linux-gnu "$1" --help 2>&1) || die "$1 --help failed: $help"
+    [[ $help != *"--greeting TEXT"* ]] || team=yes
+    [[ $team == "$3" ]] || die "$2 installed the wrong binary as /usr/bin/portico (hello-device's: $team)"
+}
+
+# The team's selection: the example crate, as a team names its own.
+team=(PORTICO_CARGO_PACKAGE=hello-device PORTICO_BINARY=hello-device)
+br_team=(BR2_PACKAGE_PORTICO_CRATE_DIR='"examples/hello-device"' BR2_PACKAGE_PORTICO_BINARY='"hello-device"')
 
 # --- Yocto ---------------------------------------------------------------------------
 start=$(now_s)
@@ -146,15 +164,30 @@ while IFS= read -r line; do
 done < <(sed -n 's/^export \([A-Z_]*\) = /\1 = /p' "$S"/yocto-layer/recipes-portico/portico/portico_*.bb)
 log "Yocto: ${#crates[@]} crates from portico-crates.inc, sha256 checked; recipe exports: ${recipe_env[*]}"
 # cargo.bbclass's do_compile: in ${B}, CARGO_HOME from cargo_common, RUSTFLAGS from
-# rust-common (the remapping; the sysroot -L does not apply to Debian's std).
-(cd "$B" && run_logged "$y/build.log" env CARGO_HOME="$home" RUST_BACKTRACE=1 \
-    RUSTFLAGS="--remap-path-prefix=$y=/usr/src/debug/portico/$version" \
-    CC=aarch64-linux-gnu-gcc PKG_CONFIG_ALLOW_CROSS=1 "${recipe_env[@]}" \
-    nice -n 10 "$cargo" build -v --frozen --target "$triple" --profile=release --manifest-path="$S/Cargo.toml")
-reports_version "$B/target/$triple/release/portico" Yocto-style
-python3 ci/install-sets.py yocto-install "$S" "$B" "$D"
+# rust-common (the remapping; the sysroot -L does not apply to Debian's std), and what the
+# recipe adds to the command (the package, the binary, PACKAGECONFIG's features).
+# yocto_build DEST [VAR=VALUE...]: built and installed into DEST with local.conf's VARs.
+yocto_build() {
+    local dest=$1 args bin
+    shift
+    read -ra args <<<"$(python3 ci/install-sets.py yocto-cargo-args "$@")"
+    (cd "$B" && run_logged "$y/build.log" env CARGO_HOME="$home" RUST_BACKTRACE=1 \
+        RUSTFLAGS="--remap-path-prefix=$y=/usr/src/debug/portico/$version" \
+        CC=aarch64-linux-gnu-gcc PKG_CONFIG_ALLOW_CROSS=1 "${recipe_env[@]}" \
+        nice -n 10 "$cargo" build -v --frozen --target "$triple" --profile=release \
+        --manifest-path="$S/Cargo.toml" "${args[@]}")
+    python3 ci/install-sets.py yocto-install "$S" "$B" "$dest" "$@"
+    bin=$dest/usr/bin/portico
+    reports_version "$bin" Yocto-style
+    is_binary "$bin" "Yocto-style ($*)" "$([[ $* == *hello-device* ]] && echo yes || echo no)"
+    log "Yocto-style: ${args[*]}: /usr/bin/portico $(stat -c %s "$bin") bytes"
+}
+yocto_build "$D"
 yocto_s=$(elapsed "$start")
-log "Yocto-style build and install: $yocto_s s"
+start=$(now_s)
+yocto_build "$y/image-team" "${team[@]}"
+yocto_team_s=$(elapsed "$start")
+log "Yocto-style build and install: $yocto_s s; the team's binary then $yocto_team_s s"
 
 # --- Buildroot -----------------------------------------------------------------------
 start=$(now_s)
@@ -165,8 +198,11 @@ mkdir -p "$dl" "$br/empty-cargo-home" "$cache/br-cargo-home"
 git archive HEAD | tar -x -C "$dl"
 # support/download/git packs the tree with the commit's date, cargo-post-process keeps it.
 date=$(date -d "$(git log -1 --format=%ci HEAD)" -u +%Y-%m-%dT%H:%M:%S+00:00)
+# pkg-cargo.mk vendors for the package's Cargo.toml (PORTICO_SUBDIR): the workspace's
+# crates, the same for any package of it, so the team's build takes this tarball too.
+read -r subdir <<<"$(make -s -C "$dl" -f "$PWD/ci/buildroot-install.mk" cargo-dir)"
 (cd "$dl" && mkdir -p .cargo && CARGO_HOME=$cache/br-cargo-home \
-    "$cargo" vendor --manifest-path app/Cargo.toml --locked VENDOR >.cargo/config.toml 2>"$br/vendor.log") ||
+    "$cargo" vendor --manifest-path "$subdir/Cargo.toml" --locked VENDOR >.cargo/config.toml 2>"$br/vendor.log") ||
     { cat "$br/vendor.log" >&2; die "cargo vendor failed"; }
 # support/download/helpers' mk_tar_gz: files only, sorted, owner 0, fixed mtime, POSIX
 # format without atime/ctime/mtime records, modes go=u,go-w, gzip -6 -n.
@@ -199,22 +235,41 @@ cargo_env=(CARGO_HOME="$br/empty-cargo-home" __CARGO_TEST_CHANNEL_OVERRIDE_DO_NO
     CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_DEBUG=0
     CARGO_PROFILE_RELEASE_DEBUG_ASSERTIONS=false CARGO_PROFILE_RELEASE_OVERFLOW_CHECKS=false
     CC=aarch64-linux-gnu-gcc "${pkg_env[@]}")
+# br_build TARGET_DIR [BR2_...=VALUE...]: pkg-cargo.mk's build and install in the package's
+# directory, with portico.mk's options, then portico.mk's install steps.
+br_build() {
+    local target_dir=$1 dir build_opts install_opts bin
+    shift
+    mk() { make -s -C "$src" -f "$PWD/ci/buildroot-install.mk" "$@"; }
+    dir=$(mk "$@" cargo-dir)
+    read -ra build_opts <<<"$(mk "$@" cargo-build-opts)"
+    read -ra install_opts <<<"$(mk "$@" cargo-install-opts)"
+    (cd "$src/$dir" && run_logged "$br/build.log" env "${cargo_env[@]}" nice -n 10 "$cargo" build \
+        --offline --release --manifest-path Cargo.toml --locked "${build_opts[@]}")
+    (cd "$src/$dir" && run_logged "$br/install.log" env "${cargo_env[@]}" "$cargo" install \
+        --offline --root "$target_dir/usr/" --bins --path ./ --no-track --force --locked -Z target-applies-to-host \
+        "${install_opts[@]}")
+    mk "$@" TARGET_DIR="$target_dir" INIT=systemd install
+    bin=$target_dir/usr/bin/portico
+    reports_version "$bin" Buildroot-style
+    is_binary "$bin" "Buildroot-style ($*)" "$([[ $* == *hello-device* ]] && echo yes || echo no)"
+    log "Buildroot-style: $dir ${build_opts[*]}: /usr/bin/portico $(stat -c %s "$bin") bytes"
+}
 target_dir=$br/target
-(cd "$src/app" && run_logged "$br/build.log" env "${cargo_env[@]}" nice -n 10 "$cargo" build \
-    --offline --release --manifest-path Cargo.toml --locked)
-(cd "$src/app" && run_logged "$br/install.log" env "${cargo_env[@]}" "$cargo" install \
-    --offline --root "$target_dir/usr/" --bins --path ./ --no-track --force --locked -Z target-applies-to-host)
-reports_version "$target_dir/usr/bin/portico" Buildroot-style
-make -s -C "$src" -f "$PWD/ci/buildroot-install.mk" TARGET_DIR="$target_dir" INIT=systemd install
+br_build "$target_dir"
 br_s=$(elapsed "$start")
-log "Buildroot-style download, build and install: $br_s s"
+start=$(now_s)
+br_build "$br/target-team" "${br_team[@]}"
+br_team_s=$(elapsed "$start")
+log "Buildroot-style download, build and install: $br_s s; the team's binary then $br_team_s s"
 
 # --- what each installs ----------------------------------------------------------------
 deb=$(bash ci/build-deb.sh --binary "$B/target/$triple/release/portico" --arch arm64 \
     --version "$version" --out "$work/deb")
 dpkg-deb -x "$deb" "$work/deb/root"
-python3 ci/install-sets.py compare deb="$work/deb/root" yocto="$D" buildroot="$target_dir"
+python3 ci/install-sets.py compare deb="$work/deb/root" yocto="$D" buildroot="$target_dir" \
+    yocto:hello-device="$y/image-team" buildroot:hello-device="$br/target-team"
 python3 ci/install-sets.py presets "$D"
-printf 'layer builds: Yocto-style %s s, Buildroot-style %s s, total %s s; binaries %s (Yocto), %s (Buildroot) bytes\n' \
-    "$yocto_s" "$br_s" "$(elapsed "$total")" "$(stat -c %s "$D/usr/bin/portico")" \
+printf 'layer builds: Yocto-style %s s (+%s s hello-device), Buildroot-style %s s (+%s s hello-device), total %s s; binaries %s (Yocto), %s (Buildroot) bytes\n' \
+    "$yocto_s" "$yocto_team_s" "$br_s" "$br_team_s" "$(elapsed "$total")" "$(stat -c %s "$D/usr/bin/portico")" \
     "$(stat -c %s "$target_dir/usr/bin/portico")"

@@ -75,7 +75,20 @@ make -s -C "$tree/src" -f "$PWD/ci/buildroot-install.mk" TARGET_DIR="$tree/notls
     ! grep -q https "$tree/notls/usr/lib/systemd/system-preset/50-portico.preset" &&
     grep -q '^PORTICO_TLS=no$' "$tree/notls/etc/init.d/S50portico" ||
     die "without BR2_PACKAGE_PORTICO_TLS the install steps still install HTTPS"
-log "install steps: systemd (units, presets: both sockets enabled), sysv (S50portico), overlay ($overlay); without TLS: port 80 only"
+# A team's binary (BR2_PACKAGE_PORTICO_BINARY): cargo install puts it under its own name,
+# the package's hook makes it /usr/bin/portico, and the rest is the same.
+mkdir -p "$tree/team/usr/bin"
+echo "hello-device's binary" >"$tree/team/usr/bin/hello-device"
+make -s -C "$tree/src" -f "$PWD/ci/buildroot-install.mk" TARGET_DIR="$tree/team" INIT=systemd \
+    BR2_PACKAGE_PORTICO_CRATE_DIR='"examples/hello-device"' BR2_PACKAGE_PORTICO_BINARY='"hello-device"' install
+[[ $(cat "$tree/team/usr/bin/portico" 2>/dev/null) == "hello-device's binary" ]] ||
+    die "with BR2_PACKAGE_PORTICO_BINARY=\"hello-device\", /usr/bin/portico is not hello-device"
+rm "$tree/team/usr/bin/portico"
+# shellcheck disable=SC2086
+expect_files "$tree/team" $overlay usr/lib/systemd/system-preset/50-portico.preset \
+    usr/lib/systemd/{system,user}/portico.{socket,service} usr/lib/systemd/system/portico-https.socket \
+    usr/lib/systemd/user-preset/50-portico.preset
+log "install steps: systemd (units, presets: both sockets enabled), sysv (S50portico), overlay ($overlay); without TLS: port 80 only; a team's binary as /usr/bin/portico"
 
 bash ci/test-without-systemd.sh
 log "lint-buildroot: OK in $(elapsed "$start") s"

@@ -14,13 +14,16 @@ apt_install systemd chromium curl iproute2 prometheus
 
 log "format and lints"
 cargo fmt --check
-cargo clippy --locked --all-targets --all-features -- -D warnings
+# --workspace: the example crate too (the top-level default is portico alone).
+cargo clippy --locked --workspace --all-targets --all-features -- -D warnings
 python3 ci/check-modules.py
 
 log "tests"
 cargo test --locked
-# README's "Adding your own page", compiled and run as a team would.
-cargo test --locked --features example-page --bin portico --test example_page
+# README's "Adding your own page": examples/hello-device, a team's crate on the library,
+# tested against its own binary; in the same target directory, so only what differs in it
+# is built again.
+cargo test --locked -p hello-device
 bash ci/browser-test.sh  # the owner's login in Chromium, screenshots in target/browser/
 
 log "units"

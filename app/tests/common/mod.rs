@@ -16,7 +16,9 @@ use nix::libc;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_portico");
+/// The binary of the package under test, named after it: portico's, or a team's built on
+/// the library (examples/hello-device's tests take this harness with `#[path]`).
+pub const BIN: &str = env!(concat!("CARGO_BIN_EXE_", env!("CARGO_PKG_NAME")));
 
 /// EX_CONFIG: what portico exits with for a setup that a restart cannot fix.
 pub const SETUP_ERROR: i32 = 78;
@@ -731,6 +733,11 @@ pub mod owner {
                 Client::connect(addr).request("GET", "/settings", &format!("Cookie: {cookie}\r\n"), "");
             let at = page.body.find("name=\"csrf\" value=\"").expect("the settings page's form token") + 19;
             Session { csrf: page.body[at..at + 32].to_owned(), cookie }
+        }
+
+        /// A GET as the logged-in owner (the session's cookie) on `client`.
+        pub fn get(&self, client: &mut Client, path: &str) -> super::Response {
+            client.request("GET", path, &format!("Cookie: {}\r\n", self.cookie), "")
         }
 
         /// Posts a settings form on `client`, which may be kept alive across posts.

@@ -26,18 +26,25 @@ BR_NO_CHECK_HASH_FOR += $(PORTICO_SOURCE)
 PORTICO_CARGO_ENV = PORTICO_VERSION=$(word 2,$(PORTICO_DESCRIBE))
 PORTICO_LICENSE = MIT or Apache-2.0
 PORTICO_LICENSE_FILES = LICENSE
-# The crate is app/ in a Cargo workspace.
-PORTICO_SUBDIR = app
+# The crate is app/ in a Cargo workspace, or a team's crate on the portico library in the
+# same workspace (BR2_PACKAGE_PORTICO_CRATE_DIR, e.g. examples/hello-device), whose binary
+# (BR2_PACKAGE_PORTICO_BINARY) is installed as /usr/bin/portico: the units and S50portico
+# run that, and the library reads portico's config file and state whatever its name.
+PORTICO_SUBDIR = $(call qstrip,$(BR2_PACKAGE_PORTICO_CRATE_DIR))
+PORTICO_BINARY = $(call qstrip,$(BR2_PACKAGE_PORTICO_BINARY))
 # With PORTICO_OVERRIDE_SRCDIR, leave out the working tree's build output.
 PORTICO_OVERRIDE_SRCDIR_RSYNC_EXCLUSIONS = --exclude /target
 
 # BR2_PACKAGE_PORTICO_TLS: HTTPS on port 443 and the owner's login (the cargo feature tls,
 # on by default in Cargo.toml). cargo install builds again, so it gets the feature too.
+# Named portico/tls, it is the library's whichever crate is built; a team's crate that
+# depends on portico with its default features keeps tls without it (only the units and
+# S50portico leave out 443).
 # portico keeps its certificate and the login state in /var/lib/portico, the home of the
 # user portico (mkusers creates it, owned by that user) under the init scripts, and in
 # systemd's StateDirectory= under systemd.
 ifeq ($(BR2_PACKAGE_PORTICO_TLS),y)
-PORTICO_CARGO_FEATURES = --features tls
+PORTICO_CARGO_FEATURES = --features portico/tls
 PORTICO_HTTPS_SOCKET = portico-https.socket
 PORTICO_HOME = /var/lib/portico
 else
@@ -53,6 +60,14 @@ define PORTICO_INSTALL_ROOTFS_OVERLAY
 	cp -dR --preserve=mode $(@D)/rootfs-overlay/. $(TARGET_DIR)/
 endef
 PORTICO_POST_INSTALL_TARGET_HOOKS += PORTICO_INSTALL_ROOTFS_OVERLAY
+
+# cargo install put the team's binary under its own name.
+ifneq ($(PORTICO_BINARY),portico)
+define PORTICO_INSTALL_AS_PORTICO
+	mv $(TARGET_DIR)/usr/bin/$(PORTICO_BINARY) $(TARGET_DIR)/usr/bin/portico
+endef
+PORTICO_POST_INSTALL_TARGET_HOOKS += PORTICO_INSTALL_AS_PORTICO
+endif
 
 define PORTICO_INSTALL_INIT_SYSTEMD
 	$(INSTALL) -D -m 0644 -t $(TARGET_DIR)/usr/lib/systemd/system \

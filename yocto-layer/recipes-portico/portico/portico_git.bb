@@ -100,16 +100,34 @@ export CARGO_PROFILE_RELEASE_STRIP = "false"
 # Same version in `portico --version` and /api/status as in the package (PV).
 export PORTICO_VERSION = "${PV}"
 
+# Which binary: portico's, or a team's own built on the portico library in a crate of this
+# workspace (examples/hello-device is one). In local.conf or a bbappend:
+#   PORTICO_CARGO_PACKAGE = "hello-device"
+#   PORTICO_BINARY = "hello-device"
+# The binary is installed as /usr/bin/portico, the one the units, the scriptlets and the
+# updater know, with everything else unchanged: the library reads portico's config file,
+# PORTICO_* and state directory whatever the binary is called.
+PORTICO_CARGO_PACKAGE ??= "portico"
+PORTICO_BINARY ??= "portico"
+CARGO_BUILD_FLAGS:append = " --package ${PORTICO_CARGO_PACKAGE} --bin ${PORTICO_BINARY}"
+
 # tls: HTTPS on port 443 (portico-https.socket) and the owner's login, which only ever
 # travels over it; the cargo feature of that name, on by default as in Cargo.toml. Without
-# it the binary is smaller (no rustls, no ring) and only port 80 is installed.
+# it the binary is smaller (no rustls, no ring) and only port 80 is installed. Named as
+# portico/tls, it is the library's feature whichever package is built; a team's crate that
+# depends on portico with its default features (hello-device does, for its login) keeps
+# tls without it, and only the units leave out 443.
 # cargo.bbclass passes ${PACKAGECONFIG_CONFARGS} to cargo build itself (the chosen side
 # of each option; cargo refuses --no-default-features given twice).
 PACKAGECONFIG ??= "tls"
-PACKAGECONFIG[tls] = "--features tls,--no-default-features"
+PACKAGECONFIG[tls] = "--features portico/tls,--no-default-features"
 PORTICO_HTTPS_SOCKET = "${@bb.utils.contains('PACKAGECONFIG', 'tls', 'portico-https.socket', '', d)}"
 
 do_install:append() {
+    # cargo_do_install installed what cargo built; a team's binary runs as portico.
+    if [ "${PORTICO_BINARY}" != portico ]; then
+        mv ${D}${bindir}/${PORTICO_BINARY} ${D}${bindir}/portico
+    fi
     install -d ${D}${systemd_system_unitdir} ${D}${systemd_user_unitdir}
     for unit in portico.socket portico.service ${PORTICO_HTTPS_SOCKET}; do
         install -m 0644 ${S}/systemd/$unit ${D}${systemd_system_unitdir}/
