@@ -9,6 +9,7 @@ use std::sync::{Arc, RwLock};
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 
+use crate::config::Setting;
 use crate::pages::metrics_access::Access;
 use crate::pages::status::Fixed;
 use crate::transport::shutdown::Shutdown;
@@ -92,11 +93,10 @@ impl Device {
         }))
     }
 
-    /// The value of a setting the binary declared with `Portico::setting`, from the
-    /// config file, `PORTICO_*` or a flag, else its default. None for a name it did not
-    /// declare.
-    pub fn setting(&self, name: &str) -> Option<&str> {
-        self.settings.get(name).map(String::as_str)
+    /// The value of a setting the binary declared with `Portico::setting`: from the config
+    /// file, `PORTICO_<NAME>` or a flag, else its default (also for one it did not declare).
+    pub fn setting(&self, setting: &Setting) -> &str {
+        self.settings.get(setting.name()).map_or(setting.default(), String::as_str)
     }
 }
 

@@ -13,8 +13,10 @@
 //! use portico::{Device, LoggedIn, Portico, Setting};
 //!
 //! /// Public, like the status page.
+//! const GREETING: Setting = Setting::new("greeting", "TEXT", "hello", "what /hello says");
+//!
 //! async fn hello(State(device): State<Device>) -> String {
-//!     format!("{}\n", device.setting("greeting").unwrap_or_default())
+//!     format!("{}\n", device.setting(&GREETING))
 //! }
 //!
 //! /// The owner's only: taking `LoggedIn` is all it takes.
@@ -25,7 +27,7 @@
 //! fn main() -> std::process::ExitCode {
 //!     let routes = Router::new().route("/hello", get(hello)).route("/api/secret", get(secret));
 //!     Portico::new()
-//!         .setting(Setting::new("greeting", "TEXT", "hello", "what /hello says"))
+//!         .setting(GREETING)
 //!         .routes(routes)
 //!         .main()
 //! }
@@ -52,4 +54,5 @@ pub use config::Setting;
 pub use device::Device;
 #[cfg(feature = "tls")]
 pub use owner::{CsrfForm, LoggedIn};
+pub use pages::html::escape as escape_html;
 pub use portico::Portico;

@@ -87,7 +87,10 @@ impl Portico {
                 return ExitCode::SUCCESS;
             }
             Ok(Command::Version) => {
-                println!("portico {}", config::VERSION);
+                match program().as_str() {
+                    "portico" => println!("portico {}", config::VERSION),
+                    program => println!("{program} (portico {})", config::VERSION),
+                }
                 return ExitCode::SUCCESS;
             }
             Ok(Command::ResetOwner(config)) => return reset_owner(&config),
@@ -190,7 +193,7 @@ fn open_owner(_: &Config, _: &Https) -> Result<device::Owner, Box<dyn Error>> {
     Ok(device::Owner)
 }
 
-/// The name the binary was started by, as --help shows it.
+/// The name the binary was started by, as --help, --version and errors give it.
 fn program() -> String {
     let argv0 = std::env::args_os().next().unwrap_or_default();
     let name = std::path::Path::new(&argv0).file_name().map(|n| n.to_string_lossy().into_owned());
@@ -200,7 +203,7 @@ fn program() -> String {
 /// One line on stderr, with the journal's error priority when that is where it goes.
 fn fatal(error: &dyn Error, code: u8) -> ExitCode {
     let prefix = if logging::stderr_is_journal() { "<3>" } else { "" };
-    eprintln!("{prefix}portico: error: {error}");
+    eprintln!("{prefix}{}: error: {error}", program());
     ExitCode::from(code)
 }
 
@@ -396,6 +399,15 @@ mod tests {
         Device::for_tests([("greeting", "hello from the config".to_owned())].into(), owner)
     }
 
+    const GREETING: Setting = Setting::new("greeting", "TEXT", "hello", "what /hello says");
+    const UNSET: Setting = Setting::new("unset", "TEXT", "its default", "");
+
+    #[test]
+    fn a_setting_reads_its_value_else_its_default() {
+        assert_eq!(device().setting(&GREETING), "hello from the config");
+        assert_eq!(device().setting(&UNSET), "its default");
+    }
+
     async fn get_of(app: &Router, path: &str) -> (StatusCode, axum::http::HeaderMap, String) {
         let request = Request::get(path).body(Body::empty()).unwrap();
         let response = app.clone().oneshot(request).await.unwrap();
@@ -410,7 +422,7 @@ mod tests {
     async fn a_teams_route_is_served_with_its_setting_and_the_security_headers() {
         let hello = Router::new().route(
             "/hello",
-            get(|State(device): State<Device>| async move { device.setting("greeting").unwrap().to_owned() }),
+            get(|State(device): State<Device>| async move { device.setting(&GREETING).to_owned() }),
         );
         let app = router(device(), hello, true);
         let (status, headers, body) = get_of(&app, "/hello").await;

@@ -320,6 +320,14 @@ impl Setting {
     ) -> Self {
         Setting { name, value, default, help }
     }
+
+    pub(crate) fn name(&self) -> &'static str {
+        self.name
+    }
+
+    pub(crate) fn default(&self) -> &'static str {
+        self.default
+    }
 }
 
 /// Refuses a declared setting whose name is not a key's, or is portico's own or declared

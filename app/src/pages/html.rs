@@ -21,9 +21,9 @@ pub(crate) async fn secured(mut response: Response) -> Response {
     response
 }
 
-/// `text` made safe to put in HTML.
-#[cfg_attr(not(feature = "tls"), allow(dead_code))]
-pub(crate) fn escape(text: &str) -> String {
+/// `text` made safe to put in HTML, as portico's own pages put the device's label and
+/// other text in theirs.
+pub fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     escape_into(&mut out, text);
     out

@@ -4,7 +4,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::response::{Html, Json};
 use axum::routing::get;
-use portico::{Device, LoggedIn, Setting};
+use portico::{Device, LoggedIn, Setting, escape_html};
 use serde::Serialize;
 
 /// One more key of portico's config table: `greeting = "..."` in the config file,
@@ -18,7 +18,7 @@ pub fn routes() -> Router<Device> {
 
 /// Public, like the status page.
 async fn page(State(device): State<Device>) -> Html<String> {
-    let greeting = escape(greeting(&device));
+    let greeting = escape_html(device.setting(&GREETING));
     Html(format!("<!doctype html><title>Hello</title><h1>{greeting} from this device</h1>"))
 }
 
@@ -30,14 +30,5 @@ struct Hello {
 /// The owner's only: taking `LoggedIn` is all it takes. Over plain HTTP it redirects to
 /// HTTPS; without a session, to the login (or to the set-up on a new device).
 async fn api(_owner: LoggedIn, State(device): State<Device>) -> Json<Hello> {
-    Json(Hello { greeting: greeting(&device).to_owned() })
-}
-
-fn greeting(device: &Device) -> &str {
-    device.setting("greeting").unwrap_or_default()
-}
-
-/// Text as HTML shows it, letter for letter.
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    Json(Hello { greeting: device.setting(&GREETING).to_owned() })
 }
