@@ -31,10 +31,10 @@ compiler=$(chroot "$root" rustc --version)
 # The workspace as git has it, with the crates beside it.
 rm -rf "$root/src"
 mkdir -p "$root/src/.cargo"
-git archive HEAD Cargo.toml Cargo.lock app rootfs-overlay | tar -x -C "$root/src"
+git archive HEAD Cargo.toml Cargo.lock app examples rootfs-overlay README.md systemd | tar -x -C "$root/src"
 cargo vendor --locked --versioned-dirs "$root/src/vendor" >/dev/null
 printf '[source.crates-io]\nreplace-with = "vendored"\n[source.vendored]\ndirectory = "/src/vendor"\n' \
     >"$root/src/.cargo/config.toml"
-chroot "$root" sh -c 'cd /src && cargo build --locked --offline --all-targets'
-echo "msrv: portico builds with $compiler (rust-version $msrv)"
+chroot "$root" sh -c 'cd /src && cargo build --locked --offline --workspace --all-targets'
+echo "msrv: portico and examples/hello-device build with $compiler (rust-version $msrv)"
 echo "msrv.sh wall time: $(elapsed "$started") s"
