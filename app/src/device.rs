@@ -3,7 +3,6 @@
 //! The one place that knows whether the owner's side was built in (the `tls` feature):
 //! the pages ask the device, and get the same answers either way.
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
 use axum::extract::FromRequestParts;
@@ -42,7 +41,7 @@ pub struct Inner {
     /// Who may read /metrics.
     pub(crate) metrics: Access,
     /// A team's settings (`Portico::setting`), by name, as the config gave them.
-    settings: BTreeMap<&'static str, String>,
+    settings: Vec<(&'static str, String)>,
     /// The owner's side.
     #[cfg_attr(not(feature = "tls"), allow(dead_code))]
     pub(crate) owner: Owner,
@@ -79,7 +78,7 @@ impl Device {
         shutdown: Shutdown,
         certificate: Option<Certificate>,
         metrics: Access,
-        settings: BTreeMap<&'static str, String>,
+        settings: Vec<(&'static str, String)>,
         owner: Owner,
     ) -> Self {
         Device(Arc::new(Inner {
@@ -96,14 +95,15 @@ impl Device {
     /// The value of a setting the binary declared with `Portico::setting`: from the config
     /// file, `PORTICO_<NAME>` or a flag, else its default (also for one it did not declare).
     pub fn setting(&self, setting: &Setting) -> &str {
-        self.settings.get(setting.name()).map_or(setting.default(), String::as_str)
+        let value = self.settings.iter().find(|(name, _)| *name == setting.name());
+        value.map_or(setting.default(), |(_, value)| value)
     }
 }
 
 #[cfg(test)]
 impl Device {
     /// A device started by hand with no socket passed, for the router's tests.
-    pub(crate) fn for_tests(settings: BTreeMap<&'static str, String>, owner: Owner) -> Self {
+    pub(crate) fn for_tests(settings: Vec<(&'static str, String)>, owner: Owner) -> Self {
         use crate::transport::activation::Origin;
         let activation = crate::pages::status::Activation { mode: Origin::SelfBound, listeners: vec![] };
         let fixed = Fixed::read(activation);

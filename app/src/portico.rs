@@ -332,9 +332,9 @@ async fn serve(
 /// Every page, portico's and the team's, each response with the headers `html::secure`
 /// sets.
 pub(crate) fn router(device: Device, own: Router<Device>, status_page: bool) -> Router {
-    let app = pages::routes(status_page).merge(own);
+    let app = pages::routes(own, status_page);
     #[cfg(feature = "tls")]
-    let app = app.merge(crate::owner::pages::routes());
+    let app = crate::owner::pages::routes(app);
     app.layer(axum::middleware::map_response(html::secured)).with_state(device)
 }
 
@@ -396,7 +396,7 @@ mod tests {
         };
         #[cfg(not(feature = "tls"))]
         let owner = device::Owner;
-        Device::for_tests([("greeting", "hello from the config".to_owned())].into(), owner)
+        Device::for_tests(vec![("greeting", "hello from the config".to_owned())], owner)
     }
 
     const GREETING: Setting = Setting::new("greeting", "TEXT", "hello", "what /hello says");

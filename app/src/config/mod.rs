@@ -434,9 +434,9 @@ pub(crate) struct Config {
     pub update_status: Option<PathBuf>,
     /// One log line per request.
     pub access_log: bool,
-    /// The settings the binary declared (`Setting`), and their values.
-    pub declared: Vec<Setting>,
-    pub settings: std::collections::BTreeMap<&'static str, String>,
+    /// The settings the binary declared (`Setting`): name and value. A few at most, so a
+    /// list: a map's code would cost the binary more than its lookups ever take.
+    pub settings: Vec<(&'static str, String)>,
 }
 
 /// The shortest metrics token accepted: guessing one must be hopeless.
@@ -469,8 +469,7 @@ impl Default for Config {
             metrics_public: false,
             update_status: None,
             access_log: false,
-            declared: Vec::new(),
-            settings: Default::default(),
+            settings: Vec::new(),
         };
         for key in KEYS {
             // A default that does not parse is a bug that every test run catches.
@@ -598,7 +597,6 @@ pub(crate) fn load(
     let (reset_owner, config_path, flag_settings) = flags;
 
     let mut config = Config {
-        declared: declared.to_vec(),
         settings: declared.iter().map(|s| (s.name, s.default.to_owned())).collect(),
         ..Config::default()
     };
@@ -740,15 +738,17 @@ impl Config {
         if let Some(key) = key(name) {
             return (key.set)(self, value);
         }
-        match self.declared.iter().find(|s| s.name == name) {
-            Some(setting) => {
-                let text = value.scalar()?;
-                self.settings.insert(setting.name, text);
+        match self.settings.iter_mut().find(|(declared, _)| *declared == name) {
+            Some((_, setting)) => {
+                *setting = value.scalar()?;
                 Ok(())
             }
             None => {
-                let names: Vec<&str> =
-                    KEYS.iter().map(|key| key.name).chain(self.declared.iter().map(|s| s.name)).collect();
+                let names: Vec<&str> = KEYS
+                    .iter()
+                    .map(|key| key.name)
+                    .chain(self.settings.iter().map(|(name, _)| *name))
+                    .collect();
                 Err(format!("unknown key; the keys are: {}", names.join(", ")))
             }
         }
@@ -987,13 +987,15 @@ mod tests {
     /// and --help lists it with its default.
     #[test]
     fn a_declared_setting_is_set_like_porticos_own_keys() {
-        assert_eq!(serve(&[], &[COLOUR]).unwrap().settings.get("colour").map(String::as_str), Some("teal"));
+        let colour =
+            |config: &Config| config.settings.iter().find(|(n, _)| *n == "colour").unwrap().1.clone();
+        assert_eq!(colour(&serve(&[], &[COLOUR]).unwrap()), "teal");
         let file = std::env::temp_dir().join(format!("portico-declared-{}.toml", std::process::id()));
         std::fs::write(&file, "colour = \"plum\"\nmax_connections = 9\n").unwrap();
         let from_file = serve(&["--config", file.to_str().unwrap()], &[COLOUR]).unwrap();
-        assert_eq!((from_file.settings["colour"].as_str(), from_file.max_connections), ("plum", 9));
+        assert_eq!((colour(&from_file).as_str(), from_file.max_connections), ("plum", 9));
         let flag = serve(&["--config", file.to_str().unwrap(), "--colour", "ochre"], &[COLOUR]).unwrap();
-        assert_eq!(flag.settings["colour"], "ochre");
+        assert_eq!(colour(&flag), "ochre");
         std::fs::remove_file(&file).unwrap();
         let help = help("hello-device", &[COLOUR]);
         assert!(help.contains("--colour NAME") && help.contains("[default: teal]"), "{help}");

@@ -25,8 +25,9 @@ use crate::device::Device;
 use crate::pages::html::escape;
 use crate::transport::peer::Peer;
 
-pub(crate) fn routes() -> Router<Device> {
-    Router::new()
+/// Adds the owner's pages to `router`.
+pub(crate) fn routes(router: Router<Device>) -> Router<Device> {
+    router
         .route("/setup", get(setup_page).post(set_up))
         .route("/login", get(login_page).post(log_in))
         .route("/logout", post(log_out))

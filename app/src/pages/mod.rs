@@ -13,8 +13,9 @@ use axum::routing::get;
 
 use crate::device::Device;
 
-/// portico's pages; `status_page` false leaves out `/` and `/api/status` (a team's binary
-/// that has its own).
-pub(crate) fn routes(status_page: bool) -> Router<Device> {
-    status_page::routes(status_page).route("/metrics", get(metrics::page))
+/// Adds portico's pages to `router` (a team's); `status_page` false leaves out `/` and
+/// `/api/status`. Added route by route, not merged: a path both have panics at start, and
+/// the binary carries no router merging.
+pub(crate) fn routes(router: Router<Device>, status_page: bool) -> Router<Device> {
+    status_page::routes(router, status_page).route("/metrics", get(metrics::page))
 }

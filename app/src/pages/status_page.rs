@@ -46,12 +46,12 @@ fn glimpse(label: &str) -> Glimpse<'_> {
     }
 }
 
-/// The status page and /api/status (a binary may leave them out), then /healthz; the
+/// Adds the status page and /api/status (a binary may leave them out), then /healthz; the
 /// assets are served before routing (`asset`).
-pub(crate) fn routes(status_page: bool) -> Router<Device> {
+pub(super) fn routes(router: Router<Device>, status_page: bool) -> Router<Device> {
     let router = match status_page {
-        true => Router::new().route("/", get(page)).route("/api/status", get(api_status)),
-        false => Router::new(),
+        true => router.route("/", get(page)).route("/api/status", get(api_status)),
+        false => router,
     };
     router.route("/healthz", get(healthz))
 }
