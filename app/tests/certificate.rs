@@ -7,7 +7,6 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -16,34 +15,6 @@ use common::owner::Session;
 use common::tls::Client;
 use common::*;
 use nix::sys::signal::Signal;
-
-/// Both sockets, as portico.socket and portico-https.socket pass them, and stderr as the
-/// journal's stream, so each line carries its priority.
-struct Device {
-    portico: Portico,
-    http: SocketAddr,
-    https: SocketAddr,
-    notify: NotifySocket,
-}
-
-/// Starts portico and waits until it is ready; fails at once, with its log, if it exits.
-fn start(state: &Path, args: &[&str], env: &[(&str, &str)]) -> Device {
-    let (start, http, https) = both_sockets(state);
-    let notify = NotifySocket::new();
-    let mut start = start.args(args).env("NOTIFY_SOCKET", notify.path()).journal();
-    for (key, value) in env {
-        start = start.env(key, value);
-    }
-    let mut portico = start.spawn();
-    let deadline = Instant::now() + PATIENCE;
-    while !notify.recv(Duration::from_millis(100)).is_some_and(|m| m.lines().any(|l| l == "READY=1")) {
-        if let Some(status) = portico.child.try_wait().unwrap() {
-            panic!("portico exited ({status}) instead of serving:\n{}", portico.stderr());
-        }
-        assert!(Instant::now() < deadline, "not ready within {PATIENCE:?}:\n{}", portico.stderr());
-    }
-    Device { portico, http, https, notify }
-}
 
 impl Device {
     /// The certificate /api/status says is in use: (fingerprint, source).

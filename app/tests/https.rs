@@ -7,46 +7,13 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::tls::Client;
 use common::*;
 use nix::sys::signal::Signal;
-
-/// Both sockets, as portico.socket and portico-https.socket pass them.
-struct Device {
-    portico: Portico,
-    http: SocketAddr,
-    https: SocketAddr,
-    notify: NotifySocket,
-}
-
-fn listener() -> (TcpListener, SocketAddr) {
-    let listener = tcp_listener("127.0.0.1:0");
-    let addr = listener.local_addr().unwrap();
-    (listener, addr)
-}
-
-fn start(state: &Path, args: &[&str], env: &[(&str, &str)]) -> Device {
-    let ((http_listener, http), (https_listener, https)) = (listener(), listener());
-    let notify = NotifySocket::new();
-    let mut start = Portico::start()
-        .fd(http_listener)
-        .fd(https_listener)
-        .names("http:https")
-        .args(&["--state-directory", state.to_str().unwrap()])
-        .args(args)
-        .env("NOTIFY_SOCKET", notify.path());
-    for (key, value) in env {
-        start = start.env(key, value);
-    }
-    let portico = start.spawn();
-    notify.wait_for("READY=1");
-    Device { portico, http, https, notify }
-}
 
 fn api_fingerprint(device: &Device) -> String {
     api_status(device.http)["certificate"]["fingerprint_sha256"].as_str().unwrap().to_owned()

@@ -17,22 +17,6 @@ use nix::sys::signal::Signal;
 
 const PASSWORD: &str = "plum kettle under the stairs";
 
-struct Device {
-    portico: Portico,
-    http: SocketAddr,
-    https: SocketAddr,
-    /// Kept open for portico's READY=1 and STOPPING=1.
-    _notify: NotifySocket,
-}
-
-fn start(state: &Path, args: &[&str]) -> Device {
-    let (start, http, https) = both_sockets(state);
-    let notify = NotifySocket::new();
-    let portico = start.args(args).env("NOTIFY_SOCKET", notify.path()).spawn();
-    notify.wait_for("READY=1");
-    Device { portico, http, https, _notify: notify }
-}
-
 impl Device {
     /// The set-up code from the newest line of the log that has one.
     fn setup_code(&self) -> String {
@@ -48,7 +32,7 @@ impl Device {
     fn restart(mut self, state: &Path, args: &[&str]) -> Device {
         self.portico.signal(Signal::SIGTERM);
         assert_eq!(self.portico.wait_exit(PATIENCE).code(), Some(0));
-        start(state, args)
+        start(state, args, &[])
     }
 }
 
@@ -126,7 +110,7 @@ fn header<'a>(response: &'a Response, name: &str) -> Option<&'a str> {
 
 fn owned_device(args: &[&str]) -> (Device, PathBuf) {
     let state = state_directory();
-    let device = start(&state, args);
+    let device = start(&state, args, &[]);
     let response = device.browser().set_up(&device.setup_code(), PASSWORD);
     assert_eq!(response.status, 303, "{}", response.body);
     (device, state)
@@ -135,7 +119,7 @@ fn owned_device(args: &[&str]) -> (Device, PathBuf) {
 #[test]
 fn set_up_takes_the_right_code_once() {
     let state = state_directory();
-    let device = start(&state, &[]);
+    let device = start(&state, &[], &[]);
     let code = device.setup_code();
     assert_eq!(code.len(), 19, "{code}");
     let mut browser = device.browser();
@@ -172,7 +156,7 @@ fn set_up_takes_the_right_code_once() {
 
 #[test]
 fn weak_passwords_are_refused() {
-    let device = start(&state_directory(), &[]);
+    let device = start(&state_directory(), &[], &[]);
     let code = device.setup_code();
     let mut browser = device.browser();
     for weak in ["short", "passwordpassword", "aaaaaaaaaaaaaaaaaaaa", "123456789012345", code.as_str()] {
@@ -402,14 +386,7 @@ fn a_damaged_state_file_means_set_up_again_never_an_open_device() {
     std::fs::create_dir_all(&credentials).unwrap();
     std::fs::write(credentials.join("setup-code"), format!("{LABEL_CODE}\n")).unwrap();
     let credentials = credentials.to_str().unwrap().to_owned();
-    let start_with_label = |state: &Path| {
-        let (start, http, https) = both_sockets(state);
-        let notify = NotifySocket::new();
-        let portico =
-            start.env("CREDENTIALS_DIRECTORY", &credentials).env("NOTIFY_SOCKET", notify.path()).spawn();
-        notify.wait_for("READY=1");
-        Device { portico, http, https, _notify: notify }
-    };
+    let start_with_label = |state: &Path| start(state, &[], &[("CREDENTIALS_DIRECTORY", &credentials)]);
     let device = start_with_label(&state);
     assert_eq!(device.browser().set_up(LABEL_CODE, PASSWORD).status, 303);
     let file = state.join("owner.json");
@@ -458,7 +435,7 @@ fn a_state_directory_that_cannot_be_made_keeps_nothing_from_serving() {
     std::fs::create_dir_all(&blocker).unwrap();
     std::fs::write(blocker.join("file"), "not a directory\n").unwrap();
     let state = blocker.join("file").join("state");
-    let device = start(&state, &[]);
+    let device = start(&state, &[], &[]);
     assert_eq!(get(device.http, "/healthz").status, 200);
     let refused = device.browser().log_in(PASSWORD);
     assert_eq!(refused.status, 500, "{}", refused.body);
@@ -548,7 +525,7 @@ fn a_killed_portico_leaves_the_old_state_or_the_new() {
         device.portico.signal(Signal::SIGKILL);
         let _ = device.portico.wait_exit(PATIENCE);
         let saved = writer.join().expect("the writer got an answer other than 303");
-        device = start(&state, &["--session-idle-timeout", "1h"]);
+        device = start(&state, &["--session-idle-timeout", "1h"], &[]);
         let mut owner = device.browser();
         owner.log_in(PASSWORD);
         let shown = api_status_of(&mut owner)["label"].as_str().unwrap().to_owned();
@@ -572,7 +549,7 @@ fn api_status_of(browser: &mut Browser) -> serde_json::Value {
 fn an_uploaded_certificate_replaces_the_generated_one_without_a_restart() {
     let (device, state) = owned_device(&[]);
     let other_state = state_directory();
-    let other = start(&other_state, &[]);
+    let other = start(&other_state, &[], &[]);
     let new_fingerprint = Client::connect(other.https).fingerprint;
     let cert = std::fs::read_to_string(other_state.join("tls.crt")).unwrap();
     let key = std::fs::read_to_string(other_state.join("tls.key")).unwrap();

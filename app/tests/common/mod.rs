@@ -251,6 +251,34 @@ pub fn both_sockets(state: &Path) -> (Start, SocketAddr, SocketAddr) {
     (start, http_addr, https_addr)
 }
 
+/// portico with both sockets as portico.socket and portico-https.socket pass them, stderr
+/// as the journal's stream (so each line carries its priority), and its notify socket.
+pub struct Device {
+    pub portico: Portico,
+    pub http: SocketAddr,
+    pub https: SocketAddr,
+    pub notify: NotifySocket,
+}
+
+/// Starts portico and waits until it is ready; fails at once, with its log, if it exits.
+pub fn start(state: &Path, args: &[&str], env: &[(&str, &str)]) -> Device {
+    let (start, http, https) = both_sockets(state);
+    let notify = NotifySocket::new();
+    let mut start = start.args(args).env("NOTIFY_SOCKET", notify.path()).journal();
+    for (key, value) in env {
+        start = start.env(key, value);
+    }
+    let mut portico = start.spawn();
+    let deadline = Instant::now() + PATIENCE;
+    while !notify.recv(Duration::from_millis(100)).is_some_and(|m| m.lines().any(|l| l == "READY=1")) {
+        if let Some(status) = portico.child.try_wait().unwrap() {
+            panic!("portico exited ({status}) instead of serving:\n{}", portico.stderr());
+        }
+        assert!(Instant::now() < deadline, "not ready within {PATIENCE:?}:\n{}", portico.stderr());
+    }
+    Device { portico, http, https, notify }
+}
+
 /// A certificate and key that portico generated in a state directory of its own:
 /// (certificate, key, the certificate's fingerprint).
 pub fn certificate_pair() -> (PathBuf, PathBuf, String) {
