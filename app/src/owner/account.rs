@@ -70,7 +70,6 @@ pub(super) fn reset(store: &Store) -> Result<String, AuthError> {
         password: None,
         setup_code: Some(hash),
         keep_code: true,
-        local_code_only: false,
         generation: owner.generation + 1,
         ..owner
     };

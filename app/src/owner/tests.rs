@@ -729,3 +729,51 @@ async fn a_state_directory_reached_through_a_link_keeps_the_owner() {
     assert!(real.join("owner.json").is_file());
     std::fs::remove_file(&link).unwrap();
 }
+
+/// `portico reset-owner` clears the password and ends every session, those of earlier
+/// states too; the label and who may see the status page stay; set-up takes the code it
+/// printed, across restarts, and once.
+#[tokio::test(start_paused = true)]
+async fn a_reset_clears_the_password_keeps_the_settings_and_takes_its_own_code() {
+    let device = owned().await;
+    let before_change = device.log_in(OWNER).await;
+    let cookie = device.log_in(OWNER).await;
+    let csrf = device.csrf(&cookie).await;
+    device.post("/settings/label", OWNER, Some(&cookie), &[("label", "Hall"), ("csrf", &csrf)]).await;
+    device.post("/settings/access", OWNER, Some(&cookie), &[("public", "on"), ("csrf", &csrf)]).await;
+    let new = "an entirely new passphrase";
+    let form = [("current", PASSWORD), ("password", new), ("again", new), ("csrf", csrf.as_str())];
+    assert_eq!(
+        device.post("/settings/password", OWNER, Some(&cookie), &form).await.location(),
+        Some("/login")
+    );
+
+    // No login since the change: the two sessions of the state before it are still in the
+    // table, and a reset must not bring their state back.
+    let code = super::account::reset(&Store::new(&device.dir)).unwrap();
+    for session in [&cookie, &before_change] {
+        assert_eq!(device.get("/settings", OWNER, Some(session)).await.location(), Some("/setup"));
+    }
+    let old_password = device.post("/login", OWNER, None, &[("password", new)]).await;
+    assert_eq!((old_password.location(), old_password.cookie()), (Some("/setup"), None));
+    let visitor = device.get("/api/status", "10.0.0.9", None).await.body;
+    assert!(visitor.contains("kernel") && visitor.contains("\"Hall\""), "{visitor}");
+    let set_up = [("code", code.as_str()), ("password", PASSWORD), ("again", PASSWORD)];
+    let owners = device.post("/setup", OWNER, None, &set_up).await;
+    assert_eq!(owners.location(), Some("/settings"));
+
+    // A reset ends the sessions of the state it resets, and its code outlives a restart.
+    let code = super::account::reset(&Store::new(&device.dir)).unwrap();
+    assert_eq!(
+        device.get("/settings", OWNER, Some(&owners.cookie().unwrap())).await.location(),
+        Some("/setup")
+    );
+    let dir = device.dir.clone();
+    std::mem::forget(device); // keeps the directory
+    let (device, generated) = device_in(dir, None);
+    assert!(generated.is_empty(), "a restart keeps the reset's code: {generated}");
+    let set_up = [("code", code.as_str()), ("password", PASSWORD), ("again", PASSWORD)];
+    assert_eq!(device.post("/setup", OWNER, None, &set_up).await.location(), Some("/settings"));
+    assert_eq!(device.post("/setup", ATTACKER, None, &set_up).await.location(), Some("/login"), "spent");
+    device.log_in(OWNER).await;
+}
