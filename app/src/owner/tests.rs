@@ -138,7 +138,11 @@ impl Device {
     }
 
     async fn log_in(&self, client: &str) -> String {
-        let answer = self.post("/login", client, None, &[("password", PASSWORD)]).await;
+        self.log_in_with(client, PASSWORD).await
+    }
+
+    async fn log_in_with(&self, client: &str, password: &str) -> String {
+        let answer = self.post("/login", client, None, &[("password", password)]).await;
         assert_eq!(answer.status, StatusCode::SEE_OTHER, "{}", answer.body);
         answer.cookie().unwrap()
     }
@@ -776,4 +780,43 @@ async fn a_reset_clears_the_password_keeps_the_settings_and_takes_its_own_code()
     assert_eq!(device.post("/setup", OWNER, None, &set_up).await.location(), Some("/settings"));
     assert_eq!(device.post("/setup", ATTACKER, None, &set_up).await.location(), Some("/login"), "spent");
     device.log_in(OWNER).await;
+}
+
+/// `reset-owner` on a damaged file cannot know the generation the running portico's
+/// sessions have: it takes one none of them can have, whatever it was.
+#[tokio::test(start_paused = true)]
+async fn a_reset_of_a_damaged_file_ends_the_running_sessions() {
+    for changes in 0..2 {
+        let device = owned().await;
+        let mut password = PASSWORD.to_owned();
+        for n in 0..changes {
+            let cookie = device.log_in_with(OWNER, &password).await;
+            let csrf = device.csrf(&cookie).await;
+            let new = format!("an entirely new passphrase {n}");
+            let form = [("current", password.as_str()), ("password", &new), ("again", &new), ("csrf", &csrf)];
+            assert_eq!(
+                device.post("/settings/password", OWNER, Some(&cookie), &form).await.location(),
+                Some("/login")
+            );
+            password = new;
+        }
+        let session = device.log_in_with(OWNER, &password).await;
+        std::fs::write(device.dir.join("owner.json"), "{ torn").unwrap();
+        super::account::reset(&Store::new(&device.dir)).unwrap();
+        let after = device.get("/settings", OWNER, Some(&session)).await;
+        assert_eq!(after.location(), Some("/setup"), "after {changes} password changes");
+    }
+}
+
+/// `reset-owner` on a device that never had an owner leaves it as new: its status page
+/// public until set-up, and set-up taking the code the reset printed.
+#[tokio::test(start_paused = true)]
+async fn a_reset_before_any_owner_leaves_the_device_as_new() {
+    let dir = state_directory();
+    std::fs::create_dir_all(&dir).unwrap();
+    let code = super::account::reset(&Store::new(&dir)).unwrap();
+    let (device, _) = device_in(dir, None);
+    assert!(device.get("/api/status", "10.0.0.9", None).await.body.contains("kernel"), "public");
+    let set_up = [("code", code.as_str()), ("password", PASSWORD), ("again", PASSWORD)];
+    assert_eq!(device.post("/setup", OWNER, None, &set_up).await.location(), Some("/settings"));
 }
