@@ -98,8 +98,11 @@ build_rpm() {
         die "a scriptlet contains '%', which rpmbuild (and so oe-core) would expand as a macro: write it otherwise"
     fi
     # do_package_rpm's options that apply outside bitbake; the buildroot is the staged tree,
-    # and nothing in it is changed (no strip, no build-id links).
-    rpmbuild --quiet --nodeps --short-circuit --target "$pkgarch-linux" --buildroot "$root" \
+    # and nothing in it is changed (no strip, no build-id links). Not --short-circuit: with
+    # it Debian's rpmbuild adds "Requires: rpmlib(ShortCircuited)", which rpm provides to no
+    # package, so dnf cannot install the package (oe-core's rpm is patched not to add it);
+    # the spec has no %prep, %build or %install to skip.
+    rpmbuild --quiet --nodeps --target "$pkgarch-linux" --buildroot "$root" \
         --define "_topdir $work/top" --define "_rpmdir $out" --define "_tmppath $work" \
         --define '_build_name_fmt %%{NAME}-%%{VERSION}-%%{RELEASE}.%%{ARCH}.rpm' \
         --define '_build_id_links none' --define 'debug_package %{nil}' \
