@@ -159,14 +159,17 @@ wait_run() {
 }
 # timer_run: portico-update.timer fires now (a runtime drop-in: OnActiveSec=1s, no delay,
 # no coalescing), so the run is the timer's own, as it is daily. The drop-in goes once the
-# timer has started the service (its last trigger time changed).
+# timer has started the service: portico-update.service's InactiveExitTimestampMonotonic
+# changed. (Not the timer's LastTriggerUSecMonotonic: a restart of the timer resets it to
+# 0, so a wait for it to change ended at once, the drop-in went before the timer elapsed,
+# and the run never came.)
 timer_run() {
     local d=/run/systemd/system/portico-update.timer.d
     guest "mkdir -p $d && printf '[Timer]\nOnActiveSec=1s\nRandomizedDelaySec=0\nAccuracySec=1us\n' >$d/now.conf \
-        && t=\$(systemctl show -p LastTriggerUSecMonotonic --value portico-update.timer) \
+        && t=\$(systemctl show -p InactiveExitTimestampMonotonic --value portico-update.service) \
         && systemctl daemon-reload && systemctl restart portico-update.timer \
-        && for i in \$(seq 60); do [ \"\$(systemctl show -p LastTriggerUSecMonotonic --value portico-update.timer)\" != \"\$t\" ] && break; sleep 0.5; done; \
-        rm $d/now.conf && systemctl daemon-reload" 60 >/dev/null
+        && for i in \$(seq 120); do [ \"\$(systemctl show -p InactiveExitTimestampMonotonic --value portico-update.service)\" != \"\$t\" ] && break; sleep 0.5; done; \
+        rm $d/now.conf && systemctl daemon-reload" 90 >/dev/null
 }
 # request WORD: what portico does for "check now"/"install now": a temp file, renamed into place.
 request() { guest "printf '$1\n' >$APPDIR/update-request.tmp && mv $APPDIR/update-request.tmp $APPDIR/update-request" >/dev/null; }
