@@ -73,6 +73,7 @@ printf 'X' | dd of="$(ls "$WORK"/feeds/tampered/pool/main/portico_"$V2"_*.deb)" 
 feed v3 key "$KEYFPR" "$DEB1" "$DEB2" "$DEB3"
 feed v3b key "$KEYFPR" "$DEB1" "$DEB2" "$DEB3" "$DEB3B"
 feed v4 key "$KEYFPR" "$DEB1" "$DEB2" "$DEB3" "$DEB3B" "$DEB4"
+feed old key "$KEYFPR" "$DEB1"
 FEED_BYTES=$(du -sb "$WORK/feeds/v2" | cut -f1)
 
 # The rpm part: v1, v2 and v3b (v2's binary, as a build that serves but reports another
@@ -91,7 +92,7 @@ rpm_feed rpm-v3b "$RPM1" "$RPM2" "$RPM3B"
 mkdir -p "$WORK/provides"
 {
     printf 'Name: debian-base\nVersion: 1\nRelease: 1\nSummary: what the Debian guest has\nLicense: MIT\n'
-    rpm -qp --requires "$RPM1" | grep -v '^rpmlib(' | sort -u | sed 's/^/Provides: /'
+    rpm -qp --requires "$RPM1" | grep -v -e '^rpmlib(' -e '^config(' | sort -u | sed 's/^/Provides: /'
     printf '%%description\nTest only.\n%%files\n'
 } >"$WORK/provides/base.spec"
 rpmbuild --quiet -bb --define "_topdir $WORK/provides" --define "_rpmdir $WORK/provides" \
@@ -104,7 +105,29 @@ FEED_PORT=$(free_port)
 # and apt's If-Modified-Since would keep that (a 304), as a real feed's next release never is.
 serve() { find "$WORK/feeds/$1" -type f -exec touch {} +; ln -sfn "$WORK/feeds/$1" "$WORK/served"; }
 serve v2
-python3 -m http.server --bind 127.0.0.1 --directory "$WORK/served" "$FEED_PORT" >"$WORK/feed-server.log" 2>&1 &
+# feed_mode serve|down|stall: what the server does with the next connections: serve the
+# feed; close each at once, unanswered (what the guest sees of a feed it cannot reach: its
+# connection ends); or hold each unanswered until the mode changes (a feed that stalls).
+feed_mode() { echo "$1" >"$WORK/feed-mode.tmp" && mv "$WORK/feed-mode.tmp" "$WORK/feed-mode"; }
+feed_mode serve
+cat >"$WORK/feed-server.py" <<'PY'
+import functools, http.server, sys, time
+port, served, modefile = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+def mode():
+    with open(modefile) as f:
+        return f.read().strip()
+class Handler(http.server.SimpleHTTPRequestHandler):
+    def handle(self):
+        if mode() == "down":
+            return
+        t0 = time.monotonic()
+        while mode() == "stall" and time.monotonic() - t0 < 900:
+            time.sleep(0.5)
+        super().handle()
+http.server.ThreadingHTTPServer.daemon_threads = True
+http.server.ThreadingHTTPServer(("127.0.0.1", port), functools.partial(Handler, directory=served)).serve_forever()
+PY
+python3 "$WORK/feed-server.py" "$FEED_PORT" "$WORK/served" "$WORK/feed-mode" >"$WORK/feed-server.log" 2>&1 &
 FEED_PID=$!
 
 # ---------------------------------------------------------------------------------------
@@ -127,6 +150,12 @@ mkdir -p "$R/root/rpms"; cp "$RPM1" "$R/root/rpms/v1.rpm"; cp "$WORK/provides/ba
 install -D -m 0644 "$WORK/key/feed.asc" "$R/etc/pki/portico-feed/feed.asc"
 printf '[portico]\nname=portico\nbaseurl=http://10.0.3.100/\ngpgcheck=1\nrepo_gpgcheck=1\ngpgkey=file:///etc/pki/portico-feed/feed.asc\n' \
     | install -D -m 0644 /dev/stdin "$R/etc/yum.repos.d/portico.repo"
+# Debian's dnf-plugins-core turns on its "local" plugin, which runs createrepo_c (not in the
+# image) after each transaction and prints a traceback; a Yocto image has no such plugin.
+sed -i 's/^enabled *=.*/enabled = 0/' "$R/etc/dnf/plugins/local.conf"
+# Debian's rpm keeps its database in ~/.rpmdb (to stay out of dpkg's way); an rpm-based
+# image (Yocto's) has it in /var/lib/rpm, which the updater, with ProtectHome=, can reach.
+echo '%_dbpath /var/lib/rpm' | install -D -m 0644 /dev/stdin "$R/etc/rpm/macros.dbpath"
 qemu_disk "$R"
 qemu_initrd virtio_pci virtio_blk crc32c_generic ext4
 rm -rf "$R"
@@ -183,6 +212,29 @@ served_since() {
 }
 load_unserved() { jq '[.[] | objects | .failed - .timeout_host] | add' <<<"$LOAD"; }
 
+within() { awk -v t="$1" -v l="$2" 'BEGIN { exit !(t <= l) }'; } # SECONDS LIMIT
+# conf_set NAME VALUE / conf_reset: a setting of the guest's /etc/portico/update.conf (root's,
+# as a maker or admin sets it) for one check, and the file as the package installed it.
+guest "cp /etc/portico/update.conf /root/update.conf.orig" >/dev/null
+conf_set() { guest "sed -i '/^$1=/d' /etc/portico/update.conf && echo '$1=$2' >>/etc/portico/update.conf" >/dev/null; }
+conf_reset() { guest "cp /root/update.conf.orig /etc/portico/update.conf" >/dev/null; }
+# updater_log SINCE: the updater's journal lines since the guest's unix time SINCE, with the
+# seconds since boot: where a run's time went.
+updater_log() { guest "journalctl -q -o short-monotonic -u portico-update.service --since=@$1 | grep -v -e '^-- ' | cut -c1-220 | sed 's/^/    /'" || true; }
+
+# The owner: set up over HTTPS with the set-up code from the journal, as on a new device;
+# after each rollback the password still logs in.
+OWNER_PW='Quartz violin harbor 47 lantern'
+scurl() { curl -sk --max-time 30 -H "Origin: https://127.0.0.1:$HTTPS_PORT" "${@:2}" "$SURL$1" || true; }
+owner_post() { scurl "$1" -D - -o /dev/null "${@:2}" | tr -d '\r'; } # PATH FORM-ARG...: the response's headers
+owner_ok() { [[ $1 =~ ^HTTP/[0-9.]+\ 303 && ${1,,} == *set-cookie:* ]]; } # HEADERS: 303 with a session
+login_check() {
+    local h
+    h=$(owner_post /login --data-urlencode "password=$OWNER_PW")
+    if owner_ok "$h"; then pass "$1: the owner's password still logs in (POST /login: 303 with a session cookie)"
+    else fail "$1: POST /login answered '$(head -n1 <<<"$h")'"; fi
+}
+
 if [[ $(api .portico.version) == "$V1" && $(prop portico-update.timer ActiveState) == active \
     && $(prop portico-update.path ActiveState) == active ]]; then
     pass "boot: v1 serves; portico-update.timer and portico-update.path active (enabled by the package)"
@@ -190,6 +242,10 @@ else
     fail "boot: version '$(api .portico.version)', timer $(prop portico-update.timer ActiveState), path $(prop portico-update.path ActiveState)"
 fi
 echo "TIME: timer: $(guest 'systemctl list-timers --all --no-legend portico-update.timer' | tr -s ' ')"
+code=$(guest "journalctl -b -q -o cat -u portico.service | grep -o 'set-up code [0-9A-Z]\{4\}-[0-9A-Z]\{4\}-[0-9A-Z]\{4\}-[0-9A-Z]\{4\}' | tail -n1 | cut -d' ' -f3" || true)
+h=$(owner_post /setup --data-urlencode "code=$code" --data-urlencode "password=$OWNER_PW" --data-urlencode "again=$OWNER_PW")
+if owner_ok "$h"; then pass "owner: set up on v1 with the journal's set-up code (POST /setup: 303 with a session cookie)"
+else fail "owner: POST /setup with code '$code' answered '$(head -n1 <<<"$h")'"; fi
 
 # ---------------------------------------------------------------------------------------
 # Refused: another key, no signature, a package altered after signing. Nothing installed,
@@ -206,6 +262,42 @@ for bad in otherkey unsigned tampered; do
 done
 
 # ---------------------------------------------------------------------------------------
+# Bad input gets a clear message and changes nothing, in bounded time: "install now" with
+# v2 on offer, and each run must end failed, its detail saying why, within its bound (and,
+# for a wait, not before it), v1 installed and serving, dpkg's database clean.
+# bad_input NAME MIN MAX DETAIL-REGEX
+bad_input() {
+    local t t0 secs
+    t=$(guest_now); t0=$(now_s); request install
+    wait_run "$t" $(($3 + 120)) >/dev/null || true
+    secs=$(elapsed "$t0")
+    if [[ $(st "select(.run_at >= $t) | .result") == failed && $(st .detail) =~ $4 ]] && within "$secs" "$3" \
+        && within "$2" "$secs" && [[ $(installed) == "$V1" && $(api .portico.version) == "$V1" ]] \
+        && [[ -z $(guest "dpkg --audit") ]]; then
+        pass "$1: failed after $secs s (bounds $2-$3 s), nothing changed; $(st .detail)"
+    else
+        fail "$1: after $secs s (bounds $2-$3 s): installed '$(installed)', serving '$(api .portico.version)', status $(summary)"
+        updater_log "$t"
+    fi
+}
+serve v2
+feed_mode down
+bad_input "unreachable feed" 0 120 'feed could not be read'
+conf_set feed_timeout 30
+feed_mode stall
+bad_input "feed that stalls (feed_timeout=30)" 30 150 'did not answer within 30 s'
+feed_mode serve
+conf_reset
+guest "fallocate -l \$(( (\$(df -Pk /var | awk 'NR == 2 {print \$4}') - 8192) * 1024 )) /var/fill" >/dev/null
+bad_input "full disk (8 MiB left on /var)" 0 150 'not enough free space'
+guest "rm -f /var/fill" >/dev/null
+conf_set lock_timeout 20
+guest "systemd-run -q --unit=hold-dpkg-lock python3 -c 'import fcntl, time; f = open(\"/var/lib/dpkg/lock-frontend\", \"w\"); fcntl.lockf(f, fcntl.LOCK_EX); time.sleep(600)'" >/dev/null
+bad_input "dpkg's lock held by another process (lock_timeout=20)" 20 180 "held dpkg's lock for more than 20 s"
+guest "systemctl stop hold-dpkg-lock" >/dev/null
+conf_reset
+
+# ---------------------------------------------------------------------------------------
 # v1 -> v2 from the signed feed, "install now" (through the path unit), under the steady,
 # keep-alive and TLS streams: none fails, the socket stays.
 serve v2
@@ -218,47 +310,78 @@ load_stop
 if load_clean && [[ $(st .result) == installed && $(installed) == "$V2" && $(st .trigger) == request ]]; then
     pass "upgrade v1->v2 by the updater under load: $(load_summary); $(st .detail)"
 else
-    fail "upgrade v1->v2: $(load_summary); status $(summary)"
+    fail "upgrade v1->v2: $(load_summary); status $(summary)"; updater_log "$t"
 fi
 if socket_stayed "$c" "$st0"; then pass "upgrade v1->v2: $SOCKET_NOTE"; else fail "upgrade v1->v2: $SOCKET_NOTE"; fi
 echo "TIME: 'install now' (request file renamed into place) to $V2 serving: $t_v2 s"
+updater_log "$t"
 echo "FIGURE: what the updater downloaded: $(guest "journalctl -q -o cat -u portico-update.service | grep -o 'Fetched [^(]*' | tail -n 2 | paste -sd';'" || true) (the whole feed of v1+v2: $FEED_BYTES bytes)"
 echo "FIGURE: $(guest "journalctl -q -o cat -u portico-update.service | grep -o 'memory peak of this run: .*' | tail -n1" || true)"
 
+# A feed that offers only an older version (v1): nothing installed.
+serve old
+t=$(guest_now); request install
+if wait_run "$t" 300 >/dev/null && [[ $(st .result) == up-to-date && $(st .detail) =~ 'offers nothing newer' ]] \
+    && [[ $(installed) == "$V2" && $(api .portico.version) == "$V2" ]]; then
+    pass "older version on the feed: not installed, $V2 serves; $(st .detail)"
+else
+    fail "older version on the feed: installed '$(installed)', status $(summary)"
+fi
+
 # ---------------------------------------------------------------------------------------
-# Broken releases, by the timer: installed, found unhealthy, v2 back within 120 s; clients
-# that reached the guest answered; the next run does not install them again.
+# Broken releases, by the timer: installed, found unhealthy, v2 back within 120 s of the
+# timer's run starting (refresh, download and install included); clients that reached the
+# guest answered; the owner still logs in; the next run does not install them again,
+# though the feed still offers them.
+# run_secs: the last run of portico-update.service, from its start (the timer firing) to
+# its end (after the updater saw a version serve), in seconds, by the guest's clock: the
+# host's own measure would add the test's arming of the timer (two daemon-reloads) and its
+# polling.
+run_secs() {
+    guest "systemctl show -p InactiveExitTimestampMonotonic -p InactiveEnterTimestampMonotonic portico-update.service" \
+        | awk -F= '{ t[$1] = $2 } END { printf "%.1f", (t["InactiveEnterTimestampMonotonic"] - t["InactiveExitTimestampMonotonic"]) / 1e6 }'
+}
+# install_to_end SINCE: seconds from the updater's "installing" line to its run's result line,
+# in its journal since the guest's unix time SINCE: how long the bad version was in place.
+install_to_end() {
+    guest "journalctl -q -o short-monotonic -u portico-update.service --since=@$1" \
+        | awk -F'[][]' '/portico-update: installing / && !a { a = $2 } /portico-update: (rolled-back|installed|failed):/ { b = $2 }
+            END { if (a != "" && b != "") printf "%.1f", b - a; else print "unknown" }'
+}
 broken_check() {
-    local name=$1 v=$2 t t0 secs
+    local name=$1 v=$2 t t0 secs hsecs isecs
     serve "$3"
     fault_c=$(cursor portico.socket); fault_st0=$(socket_entered)
     load_start --keepalive 2 --timeout 90
     t=$(guest_now); t0=$(now_s); timer_run
     wait_run "$t" 300 >/dev/null || true
-    secs=$(elapsed "$t0")
+    hsecs=$(elapsed "$t0")
     load_stop
+    secs=$(run_secs) isecs=$(install_to_end "$t")
     local rb_from
     rb_from=$(st .last_rollback.from)
-    if [[ $(st .result) == rolled-back && $rb_from == "$v" && $(installed) == "$V2" && $(api .portico.version) == "$V2" ]] \
-        && within "$secs" 120 && [[ $(load_unserved) == 0 ]]; then
-        pass "$name: $v installed by the timer's run, found unhealthy, $V2 back and serving ${secs} s after the run started; $(st .last_rollback.reason)"
+    if [[ $(st .result) == rolled-back && $rb_from == "$v" && $(st .trigger) == timer && $(installed) == "$V2" \
+        && $(api .portico.version) == "$V2" ]] && within "$secs" 120; then
+        pass "$name: $v installed by the timer's run, found unhealthy, $V2 back and serving at the end of the run, ${secs} s after the timer started it (limit 120 s); $(st .last_rollback.reason)"
     else
-        fail "$name: after ${secs} s (limit 120 s): installed '$(installed)', serving '$(api .portico.version)', status $(summary)"
+        fail "$name: the run took ${secs} s (limit 120 s): installed '$(installed)', serving '$(api .portico.version)', status $(summary)"
     fi
+    echo "TIME: $name: the timer's run (refresh, download, install, health check, rollback, health check) ${secs} s; $v in place (install to $V2 serving) ${isecs} s; on the host, from arming the timer to seeing the run end: ${hsecs} s"
+    updater_log "$t"
     if socket_stayed "$fault_c" "$fault_st0" && [[ $(load_unserved) == 0 ]]; then
         pass "$name: every client that reached the guest was answered: $(load_summary); $SOCKET_NOTE"
     else
         fail "$name: clients: $(load_summary); $SOCKET_NOTE"
     fi
-    echo "TIME: $name: timer's run to $V2 serving again: $secs s"
+    login_check "$name"
     t=$(guest_now); timer_run; wait_run "$t" 300 >/dev/null || true
-    if [[ $(st .result) == up-to-date && $(installed) == "$V2" && $(st '.skipped | index("'"$v"'")') != null ]]; then
-        pass "$name: the next run does not install $v again: $(st .detail)"
+    if [[ $(st .result) == up-to-date && $(installed) == "$V2" && $(st '.skipped | index("'"$v"'")') != null ]] \
+        && guest "apt-cache -o Dir::Etc::SourceList=/etc/apt/sources.list.d/portico.sources -o Dir::Etc::SourceParts=/nonexistent madison portico" | grep -qF "$v"; then
+        pass "$name: the next run does not install $v again, which the feed still offers: $(st .detail)"
     else
         fail "$name: the next run: installed '$(installed)', status $(summary)"
     fi
 }
-within() { awk -v t="$1" -v l="$2" 'BEGIN { exit !(t <= l) }'; }
 broken_check "broken v3 (exits at start)" "$V3" v3
 broken_check "broken v3b (serves, reports another version)" "$V3B" v3b
 
@@ -271,7 +394,7 @@ t=$(guest_now); timer_run; wait_run "$t" 300 >/dev/null || true
 if [[ $(st .result) == off && $(st .available) == "$V4" && $(installed) == "$V2" && $(st .trigger) == timer ]]; then
     pass "automatic off: the timer's run installed nothing ($(st .detail))"
 else
-    fail "automatic off: installed '$(installed)', status $(summary)"
+    fail "automatic off: installed '$(installed)', status $(summary)"; updater_log "$t"
 fi
 guest "rm -f $ST" >/dev/null
 t=$(guest_now); request check
@@ -292,15 +415,28 @@ if [[ $(st .result) == available ]] && ! guest "test -e $APPDIR/update-request -
 else
     fail "untrusted request: status $(summary); $(guest "ls -l $APPDIR/" || true)"
 fi
+settings 'automatic=yes\npostpone_until=0\n'
+
+# A clock far off (set back to 2021, before the updater's build): refused with the reason,
+# nothing installed. The timer is stopped meanwhile, so that the clock's jumps start no run.
+guest "systemctl stop portico-update.timer && date -s '2021-01-01 12:00:00'" >/dev/null
+t=$(guest_now); request install
+wait_run "$t" 300 >/dev/null || true
+result=$(st .result) detail=$(st .detail)
+guest "date -s @$(date +%s) && systemctl start portico-update.timer" >/dev/null
+if [[ $result == refused && $detail =~ 'the clock says 2021-01-01' && $(installed) == "$V2" ]]; then
+    pass "clock set back to 2021: refused, nothing installed; $detail"
+else
+    fail "clock set back to 2021: installed '$(installed)', result '$result': $detail"
+fi
 
 # ---------------------------------------------------------------------------------------
 # Power cut (sysrq b, no sync) while dpkg unpacks v4 ("install now"): after the boot
 # portico serves, the boot's run finishes dpkg, and a healthy version serves (v4 fails its
 # health check, so v2).
-settings 'automatic=yes\npostpone_until=0\n'
 # (systemd-run: a process left behind by the control shell would end with its service.)
 guest "systemd-run -q --unit=power-cut bash -c 'until compgen -G \"/var/lib/dpkg/updates/[0-9]*\" >/dev/null; do :; done; echo 1 >/proc/sys/kernel/sysrq; echo b >/proc/sysrq-trigger'" >/dev/null
-t_cut=$(now_s); request install
+t_cut=$(now_s); t=$(guest_now); request install
 if wait_ready 2 300; then
     secs=$(elapsed "$t_cut")
     wait_200 60 && served=$(api .portico.version) || served=none
@@ -309,6 +445,7 @@ if wait_ready 2 300; then
     deadline=$((SECONDS + 180))
     until [[ $(prop portico-update.service ActiveState) != activating ]] || ((SECONDS > deadline)); do sleep 1; done
     boot_status=$(summary)
+    updater_log "$t"
     t=$(guest_now); timer_run; wait_run "$t" 300 >/dev/null || true
     audit=$(guest "dpkg --audit" || true)
     v=$(api .portico.version)
@@ -317,10 +454,11 @@ if wait_ready 2 300; then
     else
         fail "power cut: dpkg --audit '$audit', serving '$v', installed '$(installed)'; at boot: $boot_status; then: $(summary)"
     fi
+    updater_log "$t"
+    login_check "power cut"
 else
     fail "power cut: the guest did not come back"
 fi
-
 # ---------------------------------------------------------------------------------------
 # rpm with dnf, in the same guest: the .deb purged, v1's rpm installed (its scriptlet
 # enables the units again), the updater told to use dnf.
