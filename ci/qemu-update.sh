@@ -63,17 +63,21 @@ OTHERFPR=$(bash "$ROOT/ci/feed.sh" key "$WORK/otherkey" "someone else")
 feed() {
     GNUPGHOME=$WORK/$2 bash "$ROOT/ci/feed.sh" apt --key "$3" --out "$WORK/feeds/$1" "${@:4}" 2>/dev/null
 }
-feed v2 key "$KEYFPR" "$DEB1" "$DEB2"
+# In the order they are served, a second apart: apt takes an InRelease whose Date is older
+# than the one it has for unchanged (it keeps the newer lists: a replay guard), so a feed
+# signed before the one served last would go unseen (run 3: the v3 feed, signed before the
+# "old" one, offered "nothing newer"). A real feed's next release is always dated later.
 feed otherkey otherkey "$OTHERFPR" "$DEB1" "$DEB2"
 feed unsigned key "$KEYFPR" "$DEB1" "$DEB2"
 rm "$WORK/feeds/unsigned/dists/portico/InRelease" "$WORK/feeds/unsigned/dists/portico/Release.gpg"
-feed tampered key "$KEYFPR" "$DEB1" "$DEB2"
+sleep 1; feed tampered key "$KEYFPR" "$DEB1" "$DEB2"
 # One byte of v2's package changed after signing: same size, another hash.
 printf 'X' | dd of="$(ls "$WORK"/feeds/tampered/pool/main/portico_"$V2"_*.deb)" bs=1 seek=2000 conv=notrunc status=none
-feed v3 key "$KEYFPR" "$DEB1" "$DEB2" "$DEB3"
-feed v3b key "$KEYFPR" "$DEB1" "$DEB2" "$DEB3" "$DEB3B"
-feed v4 key "$KEYFPR" "$DEB1" "$DEB2" "$DEB3" "$DEB3B" "$DEB4"
-feed old key "$KEYFPR" "$DEB1"
+sleep 1; feed v2 key "$KEYFPR" "$DEB1" "$DEB2"
+sleep 1; feed old key "$KEYFPR" "$DEB1"
+sleep 1; feed v3 key "$KEYFPR" "$DEB1" "$DEB2" "$DEB3"
+sleep 1; feed v3b key "$KEYFPR" "$DEB1" "$DEB2" "$DEB3" "$DEB3B"
+sleep 1; feed v4 key "$KEYFPR" "$DEB1" "$DEB2" "$DEB3" "$DEB3B" "$DEB4"
 FEED_BYTES=$(du -sb "$WORK/feeds/v2" | cut -f1)
 
 # The rpm part: v1, v2 and v3b (v2's binary, as a build that serves but reports another
