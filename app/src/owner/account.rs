@@ -130,7 +130,7 @@ impl Auth {
                      its status page is private until then",
                     aside.display()
                 );
-                Owner { generation: unknown_generation(), local_code_only: true, ..Owner::default() }
+                Owner { local_code_only: true, ..Owner::default() }
             }
             Loaded::Unreadable(why) => return Err(AuthError::Storage(why)),
         };
@@ -259,7 +259,6 @@ impl Auth {
             owner.keep_code = false;
             owner.local_code_only = false;
             owner.status_public = false;
-            owner.generation += 1;
             Ok(())
         })
         .await?;

@@ -16,7 +16,7 @@ use tower::ServiceExt;
 
 use super::account::{Auth, Opened};
 use super::sessions::Lifetimes;
-use super::state::Store;
+use super::state::{Owner, Store};
 use super::updates::{Requests, Updates};
 use crate::device::{self, Device as Shared};
 use crate::transport::peer::Peer;
@@ -637,9 +637,58 @@ async fn an_unreadable_file_is_left_alone_and_read_again_later() {
     assert!(!device.get("/api/status", "10.0.0.9", None).await.body.contains("kernel"), "private");
     assert_eq!(device.get("/settings", OWNER, None).await.location(), Some("/login"), "not /setup");
 
+    // The pages say what is wrong now, not what was wrong first.
     std::fs::remove_dir(&file).unwrap();
+    std::os::unix::fs::symlink(&file, &file).unwrap(); // ELOOP
+    let login = device.post("/login", OWNER, None, &[("password", PASSWORD)]).await;
+    assert!(login.body.contains("symbolic links"), "{}", login.body);
+
+    std::fs::remove_file(&file).unwrap();
     std::fs::write(&file, text).unwrap();
     device.log_in(OWNER).await;
+}
+
+/// A file that turns unreadable under a running portico is taken neither for damage nor
+/// for a device without owner: the owner it read last still logs in, and a change, which
+/// must read the file first, says what is wrong.
+#[tokio::test(start_paused = true)]
+async fn a_file_turning_unreadable_keeps_the_owner_read_last() {
+    let device = owned().await;
+    let file = device.dir.join("owner.json");
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::remove_file(&file).unwrap();
+    std::fs::create_dir(&file).unwrap();
+    let cookie = device.log_in(OWNER).await;
+    let csrf = device.csrf(&cookie).await;
+    let form = [("label", "Hall"), ("csrf", csrf.as_str())];
+    let change = device.post("/settings/label", OWNER, Some(&cookie), &form).await;
+    assert_eq!(change.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(change.body.contains("cannot read"), "{}", change.body);
+
+    std::fs::remove_dir(&file).unwrap();
+    std::fs::write(&file, text).unwrap();
+    let change = device.post("/settings/label", OWNER, Some(&cookie), &form).await;
+    assert_eq!(change.status, StatusCode::SEE_OTHER, "{}", change.body);
+}
+
+/// A file that says to keep a set-up code it does not have (written by hand) still gets
+/// a new code at every start, never a set-up that no code opens.
+#[tokio::test(start_paused = true)]
+async fn a_file_keeping_no_code_gets_a_new_code_at_every_start() {
+    let dir = state_directory();
+    std::fs::create_dir_all(&dir).unwrap();
+    let store = Store::new(&dir);
+    store.save(&Owner { keep_code: true, ..Owner::default() }, &store.lock().unwrap()).unwrap();
+    for start in 0..2 {
+        let (device, code) = device_in(dir.clone(), None);
+        assert_eq!(code.len(), 19, "start {start}: a code for the journal");
+        if start == 1 {
+            let form = [("code", code.as_str()), ("password", PASSWORD), ("again", PASSWORD)];
+            assert_eq!(device.post("/setup", OWNER, None, &form).await.location(), Some("/settings"));
+        } else {
+            std::mem::forget(device); // keeps the directory
+        }
+    }
 }
 
 /// What the updater wrote, as the owner and /metrics see it.
