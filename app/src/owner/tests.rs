@@ -618,15 +618,22 @@ async fn a_damaged_file_is_kept_and_set_up_needs_a_code_from_the_journal() {
     }
 }
 
+/// Puts a directory in place of the owner's file, whose text it returns: read(2) fails
+/// with EISDIR, as it would with EIO.
+fn make_unreadable(file: &std::path::Path) -> String {
+    let text = std::fs::read_to_string(file).unwrap();
+    std::fs::remove_file(file).unwrap();
+    std::fs::create_dir(file).unwrap();
+    text
+}
+
 /// A file that cannot be read is not damage: it is left as it is, the owner's pages say
 /// what is wrong, and the device recovers by itself once it reads again.
 #[tokio::test(start_paused = true)]
 async fn an_unreadable_file_is_left_alone_and_read_again_later() {
     let owned = owned().await;
     let file = owned.dir.join("owner.json");
-    let text = std::fs::read_to_string(&file).unwrap();
-    std::fs::remove_file(&file).unwrap();
-    std::fs::create_dir(&file).unwrap(); // read(2) fails with EISDIR, as with EIO
+    let text = make_unreadable(&file);
     let dir = owned.dir.clone();
     std::mem::forget(owned);
     let (device, _) = device_in(dir, None);
@@ -655,9 +662,7 @@ async fn an_unreadable_file_is_left_alone_and_read_again_later() {
 async fn a_file_turning_unreadable_keeps_the_owner_read_last() {
     let device = owned().await;
     let file = device.dir.join("owner.json");
-    let text = std::fs::read_to_string(&file).unwrap();
-    std::fs::remove_file(&file).unwrap();
-    std::fs::create_dir(&file).unwrap();
+    let text = make_unreadable(&file);
     let cookie = device.log_in(OWNER).await;
     let csrf = device.csrf(&cookie).await;
     let form = [("label", "Hall"), ("csrf", csrf.as_str())];
