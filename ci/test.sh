@@ -17,6 +17,12 @@ cargo fmt --check
 # --workspace: the example crate too (the top-level default is portico alone).
 cargo clippy --locked --workspace --all-targets --all-features -- -D warnings
 python3 ci/check-modules.py
+# The library's pages: every public item documented (lib.rs denies missing_docs), no broken
+# link, with and without tls; and the crate as crates.io would take it (packaged, built
+# from the package alone).
+RUSTDOCFLAGS="-D warnings" cargo doc --locked --no-deps -p portico
+RUSTDOCFLAGS="-D warnings" cargo doc --locked --no-deps -p portico --no-default-features
+cargo publish --locked --dry-run --allow-dirty -p portico
 
 log "tests"
 cargo test --locked
