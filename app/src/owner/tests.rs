@@ -840,7 +840,7 @@ async fn a_reset_clears_the_password_keeps_the_settings_and_takes_its_own_code()
 /// sessions have: it takes one none of them can have, whatever it was.
 #[tokio::test(start_paused = true)]
 async fn a_reset_of_a_damaged_file_ends_the_running_sessions() {
-    for changes in 0..2 {
+    for changes in 0..3 {
         let device = owned().await;
         let mut password = PASSWORD.to_owned();
         for n in 0..changes {
