@@ -117,9 +117,9 @@ pub(super) fn require_https(parts: &Parts) -> Result<(), Response> {
         return Ok(());
     }
     let host = parts.headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
-    // The host without its port (kept for an IPv6 literal's brackets).
+    // The host without its port (an IPv6 literal keeps its brackets).
     let host = match host.rsplit_once(':') {
-        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) && !name.is_empty() => name,
+        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
         _ => host,
     };
     if host.is_empty() || host.bytes().any(|b| matches!(b, b'/' | b'\\' | b'@' | b' ')) {

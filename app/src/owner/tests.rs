@@ -119,11 +119,7 @@ fn encode(form: &[(&str, &str)]) -> String {
 impl Device {
     /// A request as a browser on the device's own page sends it, over HTTPS from `client`.
     async fn send(&self, request: Request<Body>) -> Answer {
-        let response = self.app.clone().oneshot(request).await.unwrap();
-        let status = response.status();
-        let headers = response.headers().clone();
-        let body = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
-        Answer { status, headers, body: String::from_utf8_lossy(&body).into_owned() }
+        answer(&self.app, request).await
     }
 
     async fn get(&self, path: &str, client: &str, cookie: Option<&str>) -> Answer {
@@ -164,6 +160,14 @@ impl Device {
     }
 }
 
+async fn answer(app: &Router, request: Request<Body>) -> Answer {
+    let response = app.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
+    Answer { status, headers, body: String::from_utf8_lossy(&body).into_owned() }
+}
+
 fn request(
     method: &str,
     path: &str,
@@ -181,6 +185,53 @@ fn request(
         request = request.header(header::COOKIE, cookie);
     }
     request
+}
+
+/// Over plain HTTP the owner's pages redirect to the same path on HTTPS's default port,
+/// for any form of the host a browser sends; a host that would make the redirect point
+/// elsewhere is refused.
+#[tokio::test(start_paused = true)]
+async fn the_owners_pages_over_http_redirect_to_https_on_the_same_host() {
+    let (device, _) = device();
+    for (host, location) in [
+        ("device.local", Some("https://device.local/settings?x=1")),
+        ("device.local:8080", Some("https://device.local/settings?x=1")),
+        ("192.168.1.20:80", Some("https://192.168.1.20/settings?x=1")),
+        ("[fe80::1]:80", Some("https://[fe80::1]/settings?x=1")),
+        ("[fe80::1]", Some("https://[fe80::1]/settings?x=1")),
+        ("evil.example@device", None),
+        ("evil.example/device", None),
+        (":80", None),
+        ("", None),
+    ] {
+        let mut request = request("GET", "/settings?x=1", OWNER, None, false).body(Body::empty()).unwrap();
+        request.headers_mut().insert(header::HOST, host.parse().unwrap());
+        let answer = device.send(request).await;
+        match location {
+            Some(location) => {
+                assert_eq!(answer.status, StatusCode::PERMANENT_REDIRECT, "{host}");
+                assert_eq!(answer.location(), Some(location), "{host}");
+            }
+            None => assert_eq!(answer.status, StatusCode::FORBIDDEN, "{host}: {:?}", answer.location()),
+        }
+    }
+}
+
+/// A device without an HTTPS socket has no owner login: its pages say so.
+#[tokio::test(start_paused = true)]
+async fn without_https_there_is_no_login_and_the_pages_say_why() {
+    let owner = device::Owner {
+        auth: None,
+        updates: Updates::new(None),
+        update_requests: None,
+        replace_certificate: None,
+    };
+    let app = crate::portico::router(Shared::for_tests(Default::default(), owner), axum::Router::new(), true);
+    for path in ["/login", "/settings", "/setup"] {
+        let answer = answer(&app, request("GET", path, OWNER, None, true).body(Body::empty()).unwrap()).await;
+        assert_eq!(answer.status, StatusCode::NOT_FOUND, "{path}");
+        assert!(answer.body.contains("it has no HTTPS socket"), "{path}: {}", answer.body);
+    }
 }
 
 #[tokio::test(start_paused = true)]
