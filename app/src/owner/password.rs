@@ -79,6 +79,33 @@ mod tests {
         assert!(matches!(check_password("P@ssw0rd12345678", None), Err(AuthError::WeakPassword(_))));
     }
 
+    /// Why `password` is refused, or None.
+    fn weakness(password: &str) -> Option<String> {
+        match check_password(password, None) {
+            Ok(()) => None,
+            Err(AuthError::WeakPassword(why)) => Some(why),
+            Err(e) => panic!("{password}: {e}"),
+        }
+    }
+
+    #[test]
+    fn a_password_has_15_to_256_characters_counted_as_typed() {
+        // 'ü' is two bytes and one character.
+        assert_eq!(weakness("plüm kettle 4x9"), None);
+        assert!(weakness("plüm kettle 4x").unwrap().contains("at least 15"));
+        let long = "plum kettle under the stairs ".repeat(9);
+        assert_eq!(weakness(&long[..256]), None);
+        assert!(weakness(&long[..257]).unwrap().contains("at most 256"));
+    }
+
+    #[test]
+    fn a_run_of_characters_is_refused_either_way_and_a_mere_rise_is_not() {
+        for run in ["0123456789:;<=>?", "?>=<;:9876543210"] {
+            assert!(weakness(run).unwrap().contains("a repeat or a run"), "{run}");
+        }
+        assert_eq!(weakness("ACEGIKMOQSUWY[]"), None, "rising by two is no run");
+    }
+
     #[test]
     fn set_up_codes_have_80_bits_and_forgive_how_they_are_typed() {
         let code = setup_code(&SystemRandom::new());
