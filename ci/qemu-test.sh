@@ -70,29 +70,12 @@ qemu_start --https "systemd.journald.forward_to_console=1"
 # connections and a TLS stream.
 LOAD_OPTS=(--keepalive 2 --tls-port "$HTTPS_PORT")
 
-# load_unserved: clients that reached the guest and were refused or left unanswered
-load_unserved() { jq '[.[] | objects | .failed - .timeout_host] | add' <<<"$LOAD"; }
 # wait_version VERSION TIMEOUT: until /api/status answers with VERSION; prints how long it took.
 wait_version() {
     local t0 deadline=$((SECONDS + $2))
     t0=$(now_s)
     until [[ $(api .portico.version) == "$1" ]]; do ((SECONDS < deadline)) || return 1; sleep 0.2; done
     elapsed "$t0"
-}
-# scurl PATH CURL-ARG...: a request to the HTTPS port as a browser on this device's page
-# sends it (Origin = the Host sent); a POST when there are --data arguments.
-scurl() {
-    curl -sk --max-time 30 -H "Origin: https://127.0.0.1:$HTTPS_PORT" "${@:2}" "$SURL$1" || true
-}
-# login_check NAME: the owner's password still logs in (303 with a session cookie).
-login_check() {
-    local h
-    h=$(scurl /login -D - -o /dev/null --data-urlencode "password=$OWNER_PW")
-    if [[ $h =~ ^HTTP/[0-9.]+\ 303 && ${h,,} == *set-cookie:* ]]; then
-        pass "$1: the owner's password still logs in (POST /login: 303 with Set-Cookie)"
-    else
-        fail "$1: POST /login answered: $(head -n1 <<<"$h" | tr -d '\r')"
-    fi
 }
 # set_up_owner NAME: the owner's password set on a device that has no owner, with the set-up
 # code from the journal (the last one: portico logs a new one at each start until it has an
@@ -121,7 +104,6 @@ owner_api() {
         awk 'tolower($1) == "set-cookie:" { split($2, c, ";"); print c[1] }')
     scurl /api/status -H "Cookie: $cookie" | jq -r "$1" 2>/dev/null || true
 }
-within() { awk -v t="$1" -v l="$2" 'BEGIN { exit !(t <= l) }'; } # SECONDS LIMIT
 
 qemu_booted "1. boot" 600
 T_READY=$(elapsed "$T_QEMU")
@@ -194,7 +176,6 @@ else
 fi
 
 # The owner's login: the first start logs a one-time set-up code; v1 takes it and a password.
-OWNER_PW='Quartz violin harbor 47 lantern'
 set_up_owner owner
 
 # 4. Restart of the service during a steady stream of requests and keep-alive clients loses

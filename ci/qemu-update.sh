@@ -238,11 +238,7 @@ served_since() {
     until [[ $(api .portico.version) == "$1" ]]; do ((SECONDS < deadline)) || return 1; sleep 0.2; done
     elapsed "$3"
 }
-load_unserved() { jq '[.[] | objects | .failed - .timeout_host] | add' <<<"$LOAD"; }
-# load_unanswered: the same, but any HTTP status counts as an answer (a broken build's 500).
-load_unanswered() { jq '[.[] | objects | .failed - .status - .timeout_host] | add' <<<"$LOAD"; }
 
-within() { awk -v t="$1" -v l="$2" 'BEGIN { exit !(t <= l) }'; } # SECONDS LIMIT
 # conf_set NAME VALUE / conf_reset: a setting of the guest's /etc/portico/update.conf (root's,
 # as a maker or admin sets it) for one check, and the file as the package installed it.
 guest "cp /etc/portico/update.conf /root/update.conf.orig" >/dev/null
@@ -254,16 +250,8 @@ updater_log() { guest "journalctl -q -o short-monotonic -u portico-update.servic
 
 # The owner: set up over HTTPS with the set-up code from the journal, as on a new device;
 # after each rollback the password still logs in.
-OWNER_PW='Quartz violin harbor 47 lantern'
-scurl() { curl -sk --max-time 30 -H "Origin: https://127.0.0.1:$HTTPS_PORT" "${@:2}" "$SURL$1" || true; }
 owner_post() { scurl "$1" -D - -o /dev/null "${@:2}" | tr -d '\r'; } # PATH FORM-ARG...: the response's headers
 owner_ok() { [[ $1 =~ ^HTTP/[0-9.]+\ 303 && ${1,,} == *set-cookie:* ]]; } # HEADERS: 303 with a session
-login_check() {
-    local h
-    h=$(owner_post /login --data-urlencode "password=$OWNER_PW")
-    if owner_ok "$h"; then pass "$1: the owner's password still logs in (POST /login: 303 with a session cookie)"
-    else fail "$1: POST /login answered '$(head -n1 <<<"$h")'"; fi
-}
 
 if [[ $(api .portico.version) == "$V1" && $(prop portico-update.timer ActiveState) == active \
     && $(prop portico-update.path ActiveState) == active ]]; then

@@ -333,6 +333,30 @@ load_summary() {
          (.burst // empty | "bursts of \($burst): \(s + e)")] | join("; ")' <<<"$LOAD"
 }
 load_clean() { [[ $(jq '[.[] | objects | .failed == 0 and .ok > 0] | all' <<<"$LOAD") == true ]]; }
+# load_unserved: clients that reached the guest and were refused or left unanswered, or
+# answered other than 200; load_unanswered: the same, any answer counting (a broken
+# build's 500).
+load_unserved() { jq '[.[] | objects | .failed - .timeout_host] | add' <<<"$LOAD"; }
+load_unanswered() { jq '[.[] | objects | .failed - .status - .timeout_host] | add' <<<"$LOAD"; }
+within() { awk -v t="$1" -v l="$2" 'BEGIN { exit !(t <= l) }'; } # SECONDS LIMIT
+
+# The owner's side, over the forwarded HTTPS port.
+OWNER_PW='Quartz violin harbor 47 lantern'
+# scurl PATH CURL-ARG...: a request to the HTTPS port as a browser on this device's page
+# sends it (Origin = the Host sent); a POST when there are --data arguments.
+scurl() {
+    curl -sk --max-time 30 -H "Origin: https://127.0.0.1:$HTTPS_PORT" "${@:2}" "$SURL$1" || true
+}
+# login_check NAME: the owner's password still logs in (303 with a session cookie).
+login_check() {
+    local h
+    h=$(scurl /login -D - -o /dev/null --data-urlencode "password=$OWNER_PW")
+    if [[ $h =~ ^HTTP/[0-9.]+\ 303 && ${h,,} == *set-cookie:* ]]; then
+        pass "$1: the owner's password still logs in (POST /login: 303 with Set-Cookie)"
+    else
+        fail "$1: POST /login answered: $(head -n1 <<<"$h" | tr -d '\r')"
+    fi
+}
 
 # ---------------------------------------------------------------------------------------
 # systemd guests
