@@ -386,9 +386,10 @@ async fn wrong_passwords_earn_growing_waits_and_the_right_one_still_gets_in() {
 #[tokio::test(start_paused = true)]
 async fn everyone_waits_a_second_past_thirty_failures_a_minute() {
     let device = owned().await;
-    for n in 0..31 {
+    for n in 0..30 {
         device.wrong_login_takes(&format!("10.0.1.{n}")).await;
     }
+    assert_eq!(device.wrong_login_takes("10.0.1.30").await, Duration::ZERO, "thirty are not past thirty");
     assert_eq!(device.wrong_login_takes(OWNER).await, Duration::from_secs(1));
     tokio::time::advance(Duration::from_secs(60)).await;
     assert_eq!(device.wrong_login_takes(OWNER).await, Duration::ZERO);
@@ -460,6 +461,27 @@ async fn a_flood_from_a_few_addresses_never_keeps_the_owner_out() {
         flood.contains(&StatusCode::SERVICE_UNAVAILABLE),
         "the flood filled every place it may: {flood:?}"
     );
+}
+
+/// Clients with recent failures share twelve of the sixteen places for password checks:
+/// the thirteenth guess at once is refused, whoever sends it.
+#[tokio::test(start_paused = true)]
+async fn clients_with_failures_share_twelve_of_the_sixteen_places() {
+    let device = Arc::new(owned().await);
+    let attackers: Vec<String> = (0..7).map(|n| format!("10.0.3.{n}")).collect();
+    for attacker in attackers.iter().cycle().take(5 * attackers.len()) {
+        device.wrong_login_takes(attacker).await;
+    }
+    let guesses =
+        (0..13).map(|n| {
+            let (device, attacker) = (device.clone(), attackers[n % attackers.len()].clone());
+            async move {
+                device.post("/login", &attacker, None, &[("password", "a wrong guess again")]).await.status
+            }
+        });
+    let answers = futures_join_all(guesses.collect::<Vec<_>>().into_iter()).await;
+    let busy = answers.iter().filter(|s| **s == StatusCode::SERVICE_UNAVAILABLE).count();
+    assert_eq!((answers.len() - busy, busy), (12, 1), "{answers:?}");
 }
 
 /// Runs the futures side by side; their answers in order.
