@@ -172,6 +172,11 @@ for unit in portico-update.timer portico-update.path portico-update.service; do
         || { echo "$QEMU_NAME: installing v1.deb did not enable $unit" >&2; exit 1; }
 done
 qemu_feed_guest "$R" "$WORK/key/feed.gpg"
+# /metrics as a maker's Prometheus reads it: a token in the credential metrics-token.
+METRICS_TOKEN=$(head -c 24 /dev/urandom | base64 | tr -d '+/=')
+printf '%s' "$METRICS_TOKEN" | install -D -m 0600 /dev/stdin "$R/etc/portico/metrics-token"
+printf '[Service]\nLoadCredential=metrics-token:/etc/portico/metrics-token\n' \
+    | install -D -m 0644 /dev/stdin "$R/etc/systemd/system/portico.service.d/metrics-token.conf"
 # The rpm part's files: the packages, and the dnf repository of portico as a Yocto image
 # with PORTICO_FEED_URI has it (portico-update.inc).
 mkdir -p "$R/root/rpms"; cp "$RPM1" "$R/root/rpms/v1.rpm"; cp "$WORK/provides/base.rpm" "$R/root/rpms/"
@@ -228,9 +233,9 @@ timer_run() {
         && for i in \$(seq 120); do [ \"\$(systemctl show -p InactiveExitTimestampMonotonic --value portico-update.service)\" != \"\$t\" ] && break; sleep 0.5; done; \
         rm $d/now.conf && systemctl daemon-reload" 90 >/dev/null
 }
-# request WORD: what portico does for "check now"/"install now": a temp file, renamed into place.
+# request WORD: what portico does for "check now"/"install now": a temp file, renamed into
+# place (for the runs that test the updater; the owner's own are asked on /settings below).
 request() { guest "printf '$1\n' >$APPDIR/update-request.tmp && mv $APPDIR/update-request.tmp $APPDIR/update-request" >/dev/null; }
-settings() { guest "printf '$1' >$APPDIR/update-settings.tmp && mv $APPDIR/update-settings.tmp $APPDIR/update-settings" >/dev/null; }
 summary() { guest "cat $ST" | jq -c '{trigger, result, detail, installed, available, rollbacks, skipped}' 2>/dev/null || echo '(no status.json)'; }
 # served_since VERSION TIMEOUT T0: until /api/status reports VERSION; prints the seconds since T0.
 served_since() {
@@ -265,18 +270,56 @@ h=$(owner_post /setup --data-urlencode "code=$code" --data-urlencode "password=$
 if owner_ok "$h"; then pass "owner: set up on v1 with the journal's set-up code (POST /setup: 303 with a session cookie)"
 else fail "owner: POST /setup with code '$code' answered '$(head -n1 <<<"$h")'"; fi
 
+# What the owner sees and asks on /settings, logged in (again, when a restart of portico
+# ended the session), and what /metrics says, with the maker's token.
+JAR=$WORK/owner.cookies
+owner_settings() { # prints /settings as the owner gets it
+    local page
+    page=$(scurl /settings -b "$JAR")
+    if [[ $page != *'name="csrf"'* ]]; then
+        scurl /login -c "$JAR" -o /dev/null --data-urlencode "password=$OWNER_PW"
+        page=$(scurl /settings -b "$JAR")
+    fi
+    printf '%s\n' "$page"
+}
+# owner_updates ACTION [AUTOMATIC]: a button of the page's Updates section (save, check,
+# install); prints the status code (303 when taken).
+owner_updates() {
+    local csrf
+    csrf=$(owner_settings | grep -o 'name="csrf" value="[^"]*"' | head -n1 | cut -d'"' -f4)
+    scurl /settings/updates -b "$JAR" -o /dev/null -w '%{http_code}' --data-urlencode "csrf=$csrf" \
+        --data-urlencode "action=$1" ${2:+--data-urlencode "automatic=$2"}
+}
+# page_says TEXT...: /settings, its entities decoded, has each TEXT.
+page_says() {
+    local text
+    text=$(owner_settings | python3 -c 'import html, sys; print(html.unescape(sys.stdin.read()))')
+    for want in "$@"; do [[ $text == *"$want"* ]] || { PAGE_MISSING=$want; return 1; }; done
+}
+metric() { curl -sk --max-time 10 -H "Authorization: Bearer $METRICS_TOKEN" "$SURL/metrics" | grep "^$1[{ ]" || true; } # NAME: its lines
+# shown RESULT: the last run's result and detail on /settings, the result in /metrics.
+shown() {
+    PAGE_MISSING=
+    page_says "data-field=\"update-result\">$1</span>. $(st .detail)</p>" \
+        && [[ $(metric portico_update_last_result) == "portico_update_last_result{result=\"$1\"} 1" ]]
+}
+shown_note() { echo "page lacks '${PAGE_MISSING:-}'; /metrics: $(metric portico_update_last_result)"; }
+
 # ---------------------------------------------------------------------------------------
-# Refused: another key, no signature, a package altered after signing. Nothing installed,
-# the reason in status.json.
+# Refused: another key, no signature, a package altered after signing, the owner's
+# "install now" on /settings each time. Nothing installed, the reason in status.json, on
+# /settings and in /metrics.
 for bad in otherkey unsigned tampered; do
     serve "$bad"
-    t=$(guest_now); request install
-    if wait_run "$t" 300 >/dev/null && [[ $(st .result) == refused && $(installed) == "$V1" ]] \
+    t=$(guest_now); asked=$(owner_updates install)
+    if [[ $asked == 303 ]] && wait_run "$t" 300 >/dev/null && [[ $(st .result) == refused && $(installed) == "$V1" ]] \
         && [[ $(api .portico.version) == "$V1" ]] && ! guest "ls /var/cache/apt/archives/portico_${V2}_* 2>/dev/null" | grep -q .; then
         pass "refused ($bad feed): nothing installed, v1 serves; $(st .detail)"
     else
-        fail "refused ($bad feed): installed '$(installed)'; status $(summary)"
+        fail "refused ($bad feed): 'install now' answered $asked; installed '$(installed)'; status $(summary)"
     fi
+    if shown refused; then pass "refused ($bad feed): the result and its reason on /settings and in /metrics"
+    else fail "refused ($bad feed): $(shown_note)"; fi
 done
 
 # ---------------------------------------------------------------------------------------
@@ -316,12 +359,12 @@ guest "systemctl stop hold-dpkg-lock" >/dev/null
 conf_reset
 
 # ---------------------------------------------------------------------------------------
-# v1 -> v2 from the signed feed, "install now" (through the path unit), under the steady,
-# keep-alive and TLS streams: none fails, the socket stays.
+# v1 -> v2 from the signed feed, the owner's "install now" (through the path unit), under
+# the steady, keep-alive and TLS streams: none fails, the socket stays.
 serve v2
 c=$(cursor portico.socket); st0=$(socket_entered)
 load_start "${LOAD_OPTS[@]}"
-t=$(guest_now); t_req=$(now_s); request install
+t=$(guest_now); t_req=$(now_s); owner_updates install >/dev/null
 t_v2=$(served_since "$V2" 300 "$t_req") || t_v2=never
 wait_run "$t" 300 >/dev/null || true
 load_stop
@@ -331,7 +374,7 @@ else
     fail "upgrade v1->v2: $(load_summary); status $(summary)"; updater_log "$t"
 fi
 if socket_stayed "$c" "$st0"; then pass "upgrade v1->v2: $SOCKET_NOTE"; else fail "upgrade v1->v2: $SOCKET_NOTE"; fi
-echo "TIME: 'install now' (request file renamed into place) to $V2 serving: $t_v2 s"
+echo "TIME: 'install now' (POST /settings/updates) to $V2 serving: $t_v2 s"
 updater_log "$t"
 echo "FIGURE: what the updater downloaded: $(guest "journalctl -q -o cat -u portico-update.service | grep -o 'Fetched [^(]*' | tail -n 2 | paste -sd';'" || true) (the whole feed of v1+v2: $FEED_BYTES bytes)"
 echo "FIGURE: $(guest "journalctl -q -o cat -u portico-update.service | grep -o 'memory peak of this run: .*' | tail -n1" || true)"
@@ -396,6 +439,12 @@ broken_check() {
         fail "$name: clients: $(load_summary); $SOCKET_NOTE"
     fi
     login_check "$name"
+    if shown rolled-back && page_says "Rolled back $(st .rollbacks) times" "from $v to $V2: $(st .last_rollback.reason)" \
+        && [[ $(metric portico_update_rollbacks_total) == "portico_update_rollbacks_total $(st .rollbacks)" ]]; then
+        pass "$name: the rollback and its reason on /settings, the count ($(st .rollbacks)) in /metrics"
+    else
+        fail "$name: $(shown_note); $(metric portico_update_rollbacks_total)"
+    fi
     t=$(guest_now); timer_run; wait_run "$t" 300 >/dev/null || true
     if [[ $(st .result) == up-to-date && $(installed) == "$V2" && $(st '.skipped | index("'"$v"'")') != null ]] \
         && guest "apt-cache -o Dir::Etc::SourceList=/etc/apt/sources.list.d/portico.sources -o Dir::Etc::SourceParts=/nonexistent madison portico" | grep -qF "$v"; then
@@ -409,23 +458,25 @@ broken_check "broken v3b (serves, reports another version)" "$V3B" v3b
 broken_check "broken v3c (serves, answers 500 on /healthz)" "$V3C" v3c any
 
 # ---------------------------------------------------------------------------------------
-# The owner turns automatic updates off: the timer's run installs nothing; "check now"
-# runs the updater through the path unit and status.json shows what is available.
+# The owner turns automatic updates off on /settings: the timer's run installs nothing;
+# "check now" runs the updater through the path unit and the page shows what is available.
 serve v4
-settings 'automatic=no\npostpone_until=0\n'
+asked=$(owner_updates save)
 t=$(guest_now); timer_run; wait_run "$t" 300 >/dev/null || true
-if [[ $(st .result) == off && $(st .available) == "$V4" && $(installed) == "$V2" && $(st .trigger) == timer ]]; then
+if [[ $asked == 303 && $(st .result) == off && $(st .available) == "$V4" && $(installed) == "$V2" && $(st .trigger) == timer ]] \
+    && shown off; then
     pass "automatic off: the timer's run installed nothing ($(st .detail))"
 else
-    fail "automatic off: installed '$(installed)', status $(summary)"; updater_log "$t"
+    fail "automatic off: the page's save answered $asked; installed '$(installed)', status $(summary); $(shown_note)"; updater_log "$t"
 fi
 guest "rm -f $ST" >/dev/null
-t=$(guest_now); request check
-if secs=$(wait_run "$t" 120) && [[ $(st .result) == available && $(st .available) == "$V4" && $(st .trigger) == request \
-    && $(installed) == "$V2" ]] && ! guest "test -e $APPDIR/update-request"; then
-    pass "check now: the path unit started the updater, whose run ended ${secs} s after the rename; status.json: $(st .detail); request file taken"
+t=$(guest_now); asked=$(owner_updates check)
+if secs=$(wait_run "$t" 120) && [[ $asked == 303 && $(st .result) == available && $(st .available) == "$V4" && $(st .trigger) == request \
+    && $(installed) == "$V2" ]] && ! guest "test -e $APPDIR/update-request" && shown available \
+    && page_says "Available: portico $V4." && [[ $(metric portico_update_available) == 'portico_update_available 1' ]]; then
+    pass "check now on /settings: the path unit started the updater, whose run ended ${secs} s after the request; the page shows it ($(st .detail)), /metrics has portico_update_available 1; request file taken"
 else
-    fail "check now: status $(summary); path unit $(prop portico-update.path ActiveState)"
+    fail "check now: the page's button answered $asked; status $(summary); path unit $(prop portico-update.path ActiveState); $(shown_note); $(metric portico_update_available)"
 fi
 # Untrusted input: a symlink in place of the request is not followed (and removed).
 guest "ln -sf /etc/shadow $APPDIR/update-request" >/dev/null
@@ -438,7 +489,9 @@ if [[ $(st .result) == available ]] && ! guest "test -e $APPDIR/update-request -
 else
     fail "untrusted request: status $(summary); $(guest "ls -l $APPDIR/" || true)"
 fi
-settings 'automatic=yes\npostpone_until=0\n'
+asked=$(owner_updates save on) saved=$(guest "cat $APPDIR/update-settings" || true)
+if [[ $asked == 303 && $saved == *automatic=yes* ]]; then pass "automatic on again, saved on /settings: update-settings says ${saved//$'\n'/, }"
+else fail "automatic on again: the page's save answered $asked; update-settings: $saved"; fi
 
 # A clock far off (set back to 2021, before the updater's build): refused with the reason,
 # nothing installed. The timer is stopped meanwhile, so that the clock's jumps start no run.
