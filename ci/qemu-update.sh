@@ -303,7 +303,10 @@ shown() {
     page_says "data-field=\"update-result\">$1</span>. $(st .detail)</p>" \
         && [[ $(metric portico_update_last_result) == "portico_update_last_result{result=\"$1\"} 1" ]]
 }
-shown_note() { echo "page lacks '${PAGE_MISSING:-}'; /metrics: $(metric portico_update_last_result)"; }
+shown_note() {
+    [[ -z ${PAGE_MISSING:-} ]] || printf "the page lacks '%s'; " "$PAGE_MISSING"
+    echo "/metrics: $(metric portico_update_last_result)"
+}
 
 # ---------------------------------------------------------------------------------------
 # Refused: another key, no signature, a package altered after signing, the owner's
