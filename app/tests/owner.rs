@@ -305,7 +305,7 @@ fn a_flood_of_logins_stays_within_the_units_memory_limit() {
 }
 
 #[test]
-fn settings_survive_a_restart_and_a_new_password_logs_out_everywhere() {
+fn settings_survive_a_restart_sessions_do_not_and_a_new_password_logs_out_everywhere() {
     let (device, state) = owned_device(&[]);
     let (mut first, mut second) = (device.browser(), device.browser());
     first.log_in(PASSWORD);
@@ -315,6 +315,12 @@ fn settings_survive_a_restart_and_a_new_password_logs_out_everywhere() {
     assert_eq!(second.get("/settings").status, 200);
     let device = device.restart(&state, &[]);
     assert!(get(device.http, "/").body.contains("Kept"));
+    let mut returning = Browser { addr: device.https, cookie: second.cookie.clone() };
+    assert_eq!(
+        header(&returning.get("/settings"), "location"),
+        Some("/login"),
+        "sessions live in memory only"
+    );
 
     let (mut browser, mut other) = (device.browser(), device.browser());
     browser.log_in(PASSWORD);
