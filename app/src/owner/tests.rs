@@ -158,6 +158,15 @@ impl Device {
         assert_eq!(answer.status, StatusCode::FORBIDDEN, "{}", answer.body);
         started.elapsed()
     }
+
+    /// `count` clients in the /24 `net` ("10.0.2"), each with five wrong logins, in turn.
+    async fn clients_that_failed_five_times(&self, net: &str, count: usize) -> Vec<String> {
+        let clients: Vec<String> = (0..count).map(|n| format!("{net}.{n}")).collect();
+        for client in clients.iter().cycle().take(5 * count) {
+            self.wrong_login_takes(client).await;
+        }
+        clients
+    }
 }
 
 async fn answer(app: &Router, request: Request<Body>) -> Answer {
@@ -426,10 +435,7 @@ async fn guesses_sent_side_by_side_each_wait_their_turn() {
 #[tokio::test(start_paused = true)]
 async fn a_flood_from_a_few_addresses_never_keeps_the_owner_out() {
     let device = Arc::new(owned().await);
-    let attackers: Vec<String> = (0..8).map(|n| format!("10.0.2.{n}")).collect();
-    for attacker in attackers.iter().cycle().take(5 * attackers.len()) {
-        device.wrong_login_takes(attacker).await;
-    }
+    let attackers = device.clients_that_failed_five_times("10.0.2", 8).await;
     let flood = (0..24).map(|n| {
         let (device, attacker) = (device.clone(), attackers[n % attackers.len()].clone());
         async move {
@@ -468,10 +474,7 @@ async fn a_flood_from_a_few_addresses_never_keeps_the_owner_out() {
 #[tokio::test(start_paused = true)]
 async fn clients_with_failures_share_twelve_of_the_sixteen_places() {
     let device = Arc::new(owned().await);
-    let attackers: Vec<String> = (0..7).map(|n| format!("10.0.3.{n}")).collect();
-    for attacker in attackers.iter().cycle().take(5 * attackers.len()) {
-        device.wrong_login_takes(attacker).await;
-    }
+    let attackers = device.clients_that_failed_five_times("10.0.3", 7).await;
     let guesses =
         (0..13).map(|n| {
             let (device, attacker) = (device.clone(), attackers[n % attackers.len()].clone());
