@@ -77,32 +77,11 @@ wait_version() {
     until [[ $(api .portico.version) == "$1" ]]; do ((SECONDS < deadline)) || return 1; sleep 0.2; done
     elapsed "$t0"
 }
-# set_up_owner NAME: the owner's password set on a device that has no owner, with the set-up
-# code from the journal (the last one: portico logs a new one at each start until it has an
-# owner), by POST /setup over HTTPS.
-set_up_owner() {
-    local code hdrs
-    code=$(guest "journalctl -b -q -o cat -p warning -u portico.service | grep -o 'set-up code [0-9A-Z]\{4\}-[0-9A-Z]\{4\}-[0-9A-Z]\{4\}-[0-9A-Z]\{4\}' | tail -n1 | cut -d' ' -f3" || true)
-    if [[ -n $code ]]; then
-        pass "$1: the set-up code is in the journal (warning priority)"
-    else
-        fail "$1: no 'set-up code XXXX-XXXX-XXXX-XXXX' line in the journal (portico.service, warning)"
-    fi
-    hdrs=$(scurl /setup -D - -o /dev/null --data-urlencode "code=$code" --data-urlencode "password=$OWNER_PW" \
-        --data-urlencode "again=$OWNER_PW")
-    if [[ $hdrs =~ ^HTTP/[0-9.]+\ 303 && ${hdrs,,} == *set-cookie:* ]]; then
-        pass "$1: POST /setup with the code set the owner's password on $(api .portico.version): 303 with Set-Cookie"
-    else
-        fail "$1: POST /setup answered: $(head -n1 <<<"$hdrs" | tr -d '\r')"
-    fi
-}
 # owner_api FILTER: /api/status as the logged-in owner sees it (a visitor of a device with an
 # owner sees its name and version only), through jq.
 owner_api() {
-    local cookie
-    cookie=$(scurl /login -D - -o /dev/null --data-urlencode "password=$OWNER_PW" |
-        awk 'tolower($1) == "set-cookie:" { split($2, c, ";"); print c[1] }')
-    scurl /api/status -H "Cookie: $cookie" | jq -r "$1" 2>/dev/null || true
+    owner_login "$WORK/owner.cookies"
+    scurl /api/status -b "$WORK/owner.cookies" | jq -r "$1" 2>/dev/null || true
 }
 
 qemu_booted "1. boot" 600

@@ -253,11 +253,6 @@ conf_reset() { guest "cp /root/update.conf.orig /etc/portico/update.conf" >/dev/
 # seconds since boot: where a run's time went.
 updater_log() { guest "journalctl -q -o short-monotonic -u portico-update.service --since=@$1 | grep -v -e '^-- ' | cut -c1-220 | sed 's/^/    /'" || true; }
 
-# The owner: set up over HTTPS with the set-up code from the journal, as on a new device;
-# after each rollback the password still logs in.
-owner_post() { scurl "$1" -D - -o /dev/null "${@:2}" | tr -d '\r'; } # PATH FORM-ARG...: the response's headers
-owner_ok() { [[ $1 =~ ^HTTP/[0-9.]+\ 303 && ${1,,} == *set-cookie:* ]]; } # HEADERS: 303 with a session
-
 if [[ $(api .portico.version) == "$V1" && $(prop portico-update.timer ActiveState) == active \
     && $(prop portico-update.path ActiveState) == active ]]; then
     pass "boot: v1 serves; portico-update.timer and portico-update.path active (enabled by the package)"
@@ -265,10 +260,9 @@ else
     fail "boot: version '$(api .portico.version)', timer $(prop portico-update.timer ActiveState), path $(prop portico-update.path ActiveState)"
 fi
 echo "TIME: timer: $(guest 'systemctl list-timers --all --no-legend portico-update.timer' | tr -s ' ')"
-code=$(guest "journalctl -b -q -o cat -u portico.service | grep -o 'set-up code [0-9A-Z]\{4\}-[0-9A-Z]\{4\}-[0-9A-Z]\{4\}-[0-9A-Z]\{4\}' | tail -n1 | cut -d' ' -f3" || true)
-h=$(owner_post /setup --data-urlencode "code=$code" --data-urlencode "password=$OWNER_PW" --data-urlencode "again=$OWNER_PW")
-if owner_ok "$h"; then pass "owner: set up on v1 with the journal's set-up code (POST /setup: 303 with a session cookie)"
-else fail "owner: POST /setup with code '$code' answered '$(head -n1 <<<"$h")'"; fi
+# The owner: set up over HTTPS with the set-up code from the journal, as on a new device;
+# after each rollback the password still logs in.
+set_up_owner owner
 
 # What the owner sees and asks on /settings, logged in (again, when a restart of portico
 # ended the session), and what /metrics says, with the maker's token.
@@ -277,7 +271,7 @@ owner_settings() { # prints /settings as the owner gets it
     local page
     page=$(scurl /settings -b "$JAR")
     if [[ $page != *'name="csrf"'* ]]; then
-        scurl /login -c "$JAR" -o /dev/null --data-urlencode "password=$OWNER_PW"
+        owner_login "$JAR"
         page=$(scurl /settings -b "$JAR")
     fi
     printf '%s\n' "$page"

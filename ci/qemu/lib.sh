@@ -347,6 +347,27 @@ OWNER_PW='Quartz violin harbor 47 lantern'
 scurl() {
     curl -sk --max-time 30 -H "Origin: https://127.0.0.1:$HTTPS_PORT" "${@:2}" "$SURL$1" || true
 }
+# set_up_owner NAME: the owner's password set on a device that has no owner, with the set-up
+# code from the journal (the last one: portico logs a new one at each start until it has an
+# owner), by POST /setup over HTTPS.
+set_up_owner() {
+    local code hdrs
+    code=$(guest "journalctl -b -q -o cat -p warning -u portico.service | grep -o 'set-up code [0-9A-Z]\{4\}-[0-9A-Z]\{4\}-[0-9A-Z]\{4\}-[0-9A-Z]\{4\}' | tail -n1 | cut -d' ' -f3" || true)
+    if [[ -n $code ]]; then
+        pass "$1: the set-up code is in the journal (warning priority)"
+    else
+        fail "$1: no 'set-up code XXXX-XXXX-XXXX-XXXX' line in the journal (portico.service, warning)"
+    fi
+    hdrs=$(scurl /setup -D - -o /dev/null --data-urlencode "code=$code" --data-urlencode "password=$OWNER_PW" \
+        --data-urlencode "again=$OWNER_PW")
+    if [[ $hdrs =~ ^HTTP/[0-9.]+\ 303 && ${hdrs,,} == *set-cookie:* ]]; then
+        pass "$1: POST /setup with the code set the owner's password on $(api .portico.version): 303 with Set-Cookie"
+    else
+        fail "$1: POST /setup answered: $(head -n1 <<<"$hdrs" | tr -d '\r')"
+    fi
+}
+# owner_login JAR: logs in as the owner, the session cookie kept in the curl cookie jar JAR.
+owner_login() { scurl /login -c "$1" -o /dev/null --data-urlencode "password=$OWNER_PW"; }
 # login_check NAME: the owner's password still logs in (303 with a session cookie).
 login_check() {
     local h
